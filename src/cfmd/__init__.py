@@ -1,0 +1,19 @@
+"""cfmd: Complementary Foundation Model Distillation for missing-modality imputation (scverse plugin).
+
+Sub-packages follow scanpy's layout: :mod:`cfmd.pp` (tokenisation and teacher embeddings),
+:mod:`cfmd.tl` (fit, impute, evaluate, audit), :mod:`cfmd.pl` (plots), :mod:`cfmd.models`
+(scvi-tools models) and :mod:`cfmd.datasets` (synthetic cohort, TCGA/Xena loaders, references).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, models, pl, pp, tl
+from ._layout import STRATEGIES, LatentLayout, Slice
+from ._validation import InvalidInputError
+
+try:
+    __version__ = version("cfmd")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["STRATEGIES", "InvalidInputError", "LatentLayout", "Slice", "datasets", "models", "pl", "pp", "tl"]

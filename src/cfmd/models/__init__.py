@@ -1,0 +1,3 @@
+"""scvi-tools models: StructuredVAE, CFMD and baselines."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Preprocessing: rank-value tokenisation and foundation-model teacher embeddings."""
+
+__all__: list[str] = []

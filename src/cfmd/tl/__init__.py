@@ -1,0 +1,3 @@
+"""Tools: fit the structured latent, impute, evaluate, audit."""
+
+__all__: list[str] = []
