@@ -244,7 +244,9 @@ def check_survival(
             f"{int(bad.sum())} missing or non-numeric{where}."
         )
     if (time_arr < 0).any():
-        raise InvalidInputError(f"`{time_field}` must be non-negative; found {int((time_arr < 0).sum())} negative time(s).")
+        raise InvalidInputError(
+            f"`{time_field}` must be non-negative; found {int((time_arr < 0).sum())} negative time(s)."
+        )
     event_raw = pd.Series(np.asarray(event))
     event_num = pd.to_numeric(event_raw.astype("object").replace({True: 1, False: 0}), errors="coerce").to_numpy(
         dtype=float

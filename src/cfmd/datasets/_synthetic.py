@@ -192,7 +192,9 @@ def synthetic_cohort(
     if signal:
         unknown = set(signal) - set(strengths)
         if unknown:
-            raise InvalidInputError(f"`signal` has unknown key(s) {sorted(unknown)}; expected some of {sorted(strengths)}.")
+            raise InvalidInputError(
+                f"`signal` has unknown key(s) {sorted(unknown)}; expected some of {sorted(strengths)}."
+            )
         strengths.update({k: float(v) for k, v in signal.items()})
 
     root = np.random.SeedSequence(int(seed))
@@ -265,12 +267,21 @@ def synthetic_cohort(
     # all RNA effects as one matmul: [factors] @ [loadings]
     patient_design = np.hstack([pathway, prolif, regional, residual, cnv_segments, ct_onehot]).astype(np.float32)
     gene_design = np.vstack(
-        [pathway_loadings, prolif_loadings[None], regional_loadings, residual_loadings.T, segment_loadings, ct_expression]
+        [
+            pathway_loadings,
+            prolif_loadings[None],
+            regional_loadings,
+            residual_loadings.T,
+            segment_loadings,
+            ct_expression,
+        ]
     ).astype(np.float32)
     X = _sample_counts(patient_design, gene_design, log_base, np.log(library), dispersion, count_seeds)
 
     obs = pd.DataFrame(index=patient_ids)
-    obs["cancer_type"] = pd.Categorical(np.array(TCGA_CANCER_TYPES)[ct_codes], categories=TCGA_CANCER_TYPES[:n_cancer_types])
+    obs["cancer_type"] = pd.Categorical(
+        np.array(TCGA_CANCER_TYPES)[ct_codes], categories=TCGA_CANCER_TYPES[:n_cancer_types]
+    )
     var = genes.set_index("symbol", drop=False).rename(columns={"symbol": "gene_symbol"})
     var.index.name = None
     if protein_sequences:
@@ -308,8 +319,10 @@ def synthetic_cohort(
     cnv.uns["scale"] = "log2_ratio"
 
     mut_genes = np.sort(rng_modalities.choice(n_genes, size=min(n_mutations, n_genes), replace=False))
-    mut_load = strengths["ctx_loading"] * rng_modalities.standard_normal((N_CTX_FACTORS, mut_genes.size)) / np.sqrt(
-        N_CTX_FACTORS
+    mut_load = (
+        strengths["ctx_loading"]
+        * rng_modalities.standard_normal((N_CTX_FACTORS, mut_genes.size))
+        / np.sqrt(N_CTX_FACTORS)
     )
     mut_p = 1.0 / (1.0 + np.exp(-(-2.5 + ctx[multiomic] @ mut_load)))
     mut_values = (rng_modalities.random(mut_p.shape) < mut_p).astype(np.float32)
@@ -372,7 +385,9 @@ def _choose_genes(n_genes: int, rng: np.random.Generator) -> pd.DataFrame:
     is_hallmark = ann["symbol"].isin(hallmark).to_numpy()
     n_available = len(ann)
     if n_genes > n_available:
-        raise InvalidInputError(f"`n_genes` must be at most {n_available} (annotated, tokenisable genes); got {n_genes}.")
+        raise InvalidInputError(
+            f"`n_genes` must be at most {n_available} (annotated, tokenisable genes); got {n_genes}."
+        )
 
     chosen = set(np.flatnonzero(ann["symbol"].isin(prolif).to_numpy()))
     symbol_row = pd.Series(np.arange(n_available), index=ann["symbol"])
@@ -422,7 +437,7 @@ def _sample_counts(
     chunk_size: int = 256,
 ) -> sparse.csr_matrix:
     """Negative-binomial counts, generated in patient chunks straight into CSR (never a dense full matrix)."""
-    n_patients, n_genes = patient_design.shape[0], gene_design.shape[1]
+    n_patients = patient_design.shape[0]
     starts = list(range(0, n_patients, chunk_size))
     chunk_seeds = seed_sequence.spawn(len(starts))
     theta = dispersion.astype(np.float64)
