@@ -1,3 +1,5 @@
 """Neural-network building blocks (plain :mod:`torch` modules) used by the models."""
 
-__all__: list[str] = []
+from ._fingerprint import expression_weighted_fingerprint
+
+__all__ = ["expression_weighted_fingerprint"]
