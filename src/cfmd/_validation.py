@@ -248,9 +248,10 @@ def check_survival(
             f"`{time_field}` must be non-negative; found {int((time_arr < 0).sum())} negative time(s)."
         )
     event_raw = pd.Series(np.asarray(event))
-    event_num = pd.to_numeric(event_raw.astype("object").replace({True: 1, False: 0}), errors="coerce").to_numpy(
-        dtype=float
-    )
+    if event_raw.dtype == bool:
+        event_num = event_raw.to_numpy(dtype=float)
+    else:
+        event_num = pd.to_numeric(event_raw, errors="coerce").to_numpy(dtype=float)
     bad_event = ~np.isin(event_num, [0.0, 1.0])
     if bad_event.any():
         where = f" (patients {describe_examples(np.asarray(index)[bad_event])})" if index is not None else ""

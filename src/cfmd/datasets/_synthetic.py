@@ -41,8 +41,8 @@ DEFAULT_SIGNAL: dict[str, float] = {
     "pathway_loading": 0.45,  # mean |loading| of a pathway activity on each gene of its Hallmark set
     "prolif_loading": 0.6,  # proliferation program on the 73 proliferation-signature genes
     "regional_loading": 0.4,  # SD of TME genes' loadings on their chromosome's regional program
-    "residual_loading": 0.5,  # residual programs, acting through the genes' structural features
-    "cnv_dosage": 0.6,  # log2 expression change per unit of log2 copy ratio
+    "residual_loading": 0.35,  # residual programs, acting through the genes' structural features
+    "cnv_dosage": 0.35,  # log2 expression change per unit of log2 copy ratio
     "cancer_type_expression": 0.3,  # SD of cancer-type shifts (on 20% of genes)
     # regional expression programs R = E @ B + noise: E = methylation state (6 factors)
     "regional_noise": 0.5,  # SD of the part of each regional program not explained by the methylation state
@@ -101,7 +101,7 @@ def synthetic_cohort(
     n_genes
         Number of genes in ``rna`` (>= 200), drawn from the shipped GRCh38 annotation among genes that
         Geneformer's V1 dictionary can tokenise. Hallmark genes are over-represented (up to 70% of the genes,
-        at least 3 per pathway) and the 73 proliferation-signature genes are always included.
+        at least 3 per pathway) and every proliferation-signature gene the annotation knows is included (70 of 73).
     n_cancer_types
         Number of cancer types (labelled with TCGA acronyms), with unequal prevalences.
     frac_rna_only

@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from cfmd._validation import (
+    InvalidInputError,
+    check_counts,
+    check_finite,
+    check_modality,
+    check_obsm,
+    check_survival,
+    check_unique,
+    get_matrix,
+)
+
+
+def test_counts_accept_integers_dense_and_sparse():
+    check_counts(np.array([[0, 1], [2, 3]]), "X")
+    check_counts(sparse.csr_matrix(np.array([[0.0, 1.0], [2.0, 0.0]], dtype=np.float32)), "X")
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[1.0, -2.0]]), r"rna\.X must hold non-negative counts; found 1 negative"),
+        (np.array([[1.0, np.nan]]), r"rna\.X must be finite; found 1 NaN"),
+        (np.array([[1.0, np.inf]]), "NaN or infinite"),
+        (np.array([[1.5, 2.0]]), "integer raw counts"),
+        (np.array([["a", "b"]]), "must hold numbers"),
+        (sparse.csr_matrix(np.array([[0.0, -1.0]])), "negative"),
+    ],
+)
+def test_bad_counts(X, message):
+    with pytest.raises(InvalidInputError, match=message):
+        check_counts(X, "rna.X")
+
+
+def test_non_integer_allowed_when_not_required():
+    check_counts(np.array([[1.5]]), "X", require_integer=False)
+    with pytest.raises(InvalidInputError):
+        check_finite(np.array([np.nan]), "X")
+
+
+def test_duplicates_are_named():
+    with pytest.raises(InvalidInputError, match=r"obs_names must be unique; duplicated: 'p1'"):
+        check_unique(["p1", "p2", "p1"], "obs_names")
+
+
+def test_modality_and_obsm_checks(small_cohort):
+    assert check_modality(small_cohort, "rna").n_obs == 300
+    with pytest.raises(InvalidInputError, match="no modality 'atac'"):
+        check_modality(small_cohort, "atac")
+    with pytest.raises(InvalidInputError, match="must be a MuData"):
+        check_modality(small_cohort["rna"], "rna")
+    arr = check_obsm(small_cohort, "truth_pathway", field="mdata", n_cols=50)
+    assert arr.shape == (300, 50)
+    with pytest.raises(InvalidInputError, match="must have 10 columns"):
+        check_obsm(small_cohort, "truth_pathway", n_cols=10)
+    with pytest.raises(InvalidInputError, match="no key 'X_nope'"):
+        check_obsm(small_cohort, "X_nope")
+    with pytest.raises(InvalidInputError, match="no layer 'counts'"):
+        get_matrix(small_cohort["rna"], "counts", field="mdata['rna']")
+
+
+def test_survival_checks():
+    t, e = check_survival([1.0, 2.0], [1, 0])
+    assert t.dtype == float and e.dtype == bool
+    with pytest.raises(InvalidInputError, match=r"`os_time` .* 1 missing .*'b'"):
+        check_survival([1.0, np.nan], [1, 0], index=["a", "b"])
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        check_survival([-1.0, 2.0], [1, 0])
+    with pytest.raises(InvalidInputError, match="`os_event` must be 0/1"):
+        check_survival([1.0, 2.0], [1, 2])
+    t, e = check_survival(pd.Series([1.0, 2.0]), pd.Series([True, False]))
+    assert e.tolist() == [True, False]
