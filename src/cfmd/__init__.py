@@ -9,13 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import mudata as _mudata
 
-# Adopt mudata's announced default (0.4+): `.update()` no longer pulls modality columns into the
-# global obs/var. cfmd writes global columns explicitly, and this silences the FutureWarning.
-_mudata.set_options(pull_on_update=False)
-
 from . import datasets, models, pl, pp, tl
 from ._layout import STRATEGIES, LatentLayout, Slice
 from ._validation import InvalidInputError
+
+# Adopt mudata's announced default (0.4+): `.update()` no longer pulls modality columns into the
+# global obs/var. cfmd writes global columns explicitly, and this silences the FutureWarning.
+_mudata.set_options(pull_on_update=False)
 
 try:
     __version__ = version("cfmd")
