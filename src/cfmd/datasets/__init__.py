@@ -1,5 +1,12 @@
 """Data sets and reference tables: the synthetic cohort, UCSC Xena / TCGA loaders, shipped references."""
 
+from ._barcodes import (
+    SAMPLE_TYPE_PREFERENCE,
+    harmonise_tcga_barcodes,
+    is_tcga_barcode,
+    select_primary_samples,
+    tcga_patient_barcodes,
+)
 from ._reference import (
     CHROMOSOMES,
     gene_annotation,
@@ -13,19 +20,28 @@ from ._reference import (
     tme_genes,
 )
 from ._synthetic import DEFAULT_SIGNAL, SURVIVAL_PATHWAYS, synthetic_cohort
+from ._xena import ENDPOINTS, SCALES, read_xena
 
 __all__ = [
     "CHROMOSOMES",
     "DEFAULT_SIGNAL",
+    "ENDPOINTS",
+    "SAMPLE_TYPE_PREFERENCE",
+    "SCALES",
     "SURVIVAL_PATHWAYS",
     "gene_annotation",
     "geneformer_gene_medians",
     "geneformer_gene_name_id",
     "geneformer_token_dictionary",
     "hallmark_gene_sets",
+    "harmonise_tcga_barcodes",
+    "is_tcga_barcode",
     "proliferation_signature",
+    "read_xena",
     "reference_path",
+    "select_primary_samples",
     "synthetic_cohort",
     "tcga_cdr_survival",
+    "tcga_patient_barcodes",
     "tme_genes",
 ]

@@ -1,0 +1,1017 @@
+"""Read UCSC-Xena-style matrices (features x samples) and a survival table into an unpaired MuData."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._logging import logger
+from .._utils import new_mudata
+from .._validation import (
+    InvalidInputError,
+    check_choice,
+    check_counts,
+    check_mapping_keys,
+    describe_examples,
+)
+from ._barcodes import NORMAL_SAMPLE_TYPES, harmonise_tcga_barcodes, is_tcga_barcode, select_primary_samples
+from ._reference import CHROMOSOMES, gene_annotation, geneformer_gene_name_id, tcga_cdr_survival
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+__all__ = ["ENDPOINTS", "SCALES", "read_xena"]
+
+#: Survival endpoints of the TCGA Pan-Cancer Clinical Data Resource (Liu et al., Cell 2018): overall
+#: survival, disease-specific survival, disease-free interval, progression-free interval.
+ENDPOINTS: tuple[str, ...] = ("OS", "DSS", "DFI", "PFI")
+
+#: Scales a modality can be declared with (``scales=``), and what each requires of the values.
+SCALES: dict[str, str] = {
+    "counts": "non-negative finite read counts (raw or RSEM expected counts)",
+    "normalized": "non-negative finite normalised expression (TPM, FPKM, RSEM normalised, ...)",
+    "log2": "log2-transformed values, e.g. log2(x + 1) or log2 centred",
+    "zscore": "standardised values (any sign)",
+    "beta": "methylation beta values in [0, 1]",
+    "log2_ratio": "copy-number log2 ratios (any sign)",
+    "gistic": "GISTIC thresholded copy-number calls in {-2, -1, 0, 1, 2}",
+    "binary": "0/1 calls (e.g. mutations)",
+    "other": "any finite values",
+}
+
+#: Fraction of a modality's features that must map to genes for ``gene_level="auto"`` to call it gene-level.
+GENE_LEVEL_MIN_FRACTION = 0.5
+
+_NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+_ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{11})(?:\.\d+)?(?:_PAR_Y)?$")
+_ID_COLUMNS = (
+    "bcr_patient_barcode", "_PATIENT", "patient", "patient_id", "patientID", "submitter_id", "case_submitter_id",
+    "sample", "sampleID", "sample_id",
+)  # fmt: skip
+_CANCER_TYPE_COLUMNS = ("acronym", "cancer type abbreviation", "cancer_type")
+_DEAD = {"1", "1.0", "dead", "deceased"}
+_ALIVE = {"0", "0.0", "alive", "living"}
+_GENE_COLUMNS = ("gene_symbol", "ensembl_id", "chromosome", "start")
+
+
+class MissingFileError(InvalidInputError, FileNotFoundError):
+    """An input file does not exist (both an :class:`InvalidInputError` and a :class:`FileNotFoundError`)."""
+
+
+@dataclass
+class _Modality:
+    """One matrix on its way into the MuData (internal)."""
+
+    name: str
+    source: str
+    values: np.ndarray  # features x samples, float64
+    features: list[str]
+    samples: list[str]
+    n_samples_in_file: int = 0
+    n_features_in_file: int = 0
+    patients: list[str] = field(default_factory=list)
+    dropped_samples: list[str] = field(default_factory=list)
+    sample_types: list[str] = field(default_factory=list)
+    var: pd.DataFrame | None = None
+    gene_level: bool = False
+    n_mapped: int = 0
+    n_located: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    n_duplicate_groups: int = 0
+    n_duplicated_features: int = 0
+
+
+def read_xena(
+    modalities: Mapping[str, str | os.PathLike | pd.DataFrame],
+    *,
+    survival: str | os.PathLike | pd.DataFrame | None = "tcga_cdr",
+    endpoint: Literal["OS", "DSS", "DFI", "PFI"] = "OS",
+    cancer_type: str | None = None,
+    scales: Mapping[str, str] | None = None,
+    gene_level: Mapping[str, bool] | None = None,
+    barcodes: Literal["auto", "tcga", "none"] = "auto",
+    duplicate_features: Literal["keep", "mean", "first"] = "keep",
+    on_missing_survival: Literal["raise", "keep_nan"] = "raise",
+    rna_key: str | None = "rna",
+    time_key: str = "os_time",
+    event_key: str = "os_event",
+) -> MuData:
+    """Read UCSC-Xena-style matrices and a survival table into an unpaired :class:`~mudata.MuData`.
+
+    Each matrix is features x samples, tab-separated (plain or gzip), its first column the feature label
+    and its header the sample identifiers, as UCSC Xena ships TCGA matrices. Samples are harmonised to
+    patients, features mapped to genes, and the survival endpoint joined into ``mdata.obs``. Every input is
+    read and checked before anything is built.
+
+    Parameters
+    ----------
+    modalities
+        ``{modality name: matrix}``, a matrix being a path to a TSV / TSV.gz file or a
+        :class:`~pandas.DataFrame` (features as index, samples as columns). Names become the MuData
+        modalities, e.g. ``{"rna": "HiSeqV2.gz", "meth": "HumanMethylation450.gz"}``; they must be non-empty
+        and contain neither ``/`` nor ``:``.
+    survival
+        ``"tcga_cdr"`` (the shipped TCGA-CDR table, :func:`~cfmd.datasets.tcga_cdr_survival`), a path to a
+        survival / clinical table (TSV or CSV, plain or gzip), a :class:`~pandas.DataFrame`, or ``None`` (no
+        survival columns). Three layouts are recognised:
+
+        - TCGA-CDR-like: ``bcr_patient_barcode``, ``<endpoint>``, ``<endpoint>.time`` (and ``acronym``);
+        - Xena survival files: ``sample``, ``<endpoint>``, ``<endpoint>.time``, ``_PATIENT`` (several
+          samples of a patient must agree);
+        - clinical tables: ``vital_status`` (1/0 or dead/alive), ``days_to_death``, ``days_to_last_followup``
+          (or ``days_to_last_follow_up``): the time is ``days_to_death`` for dead patients and
+          ``days_to_last_followup`` otherwise (``OS`` only).
+
+        The identifier column is the first present of ``bcr_patient_barcode``, ``_PATIENT``, ``patient``,
+        ``patient_id``, ``patientID``, ``submitter_id``, ``case_submitter_id``, ``sample``, ``sampleID``,
+        ``sample_id``; otherwise a DataFrame's index when it is not a default range index; otherwise the
+        first column. Times are in days.
+    endpoint
+        Survival endpoint written to ``obs[time_key]`` / ``obs[event_key]``: one of :data:`ENDPOINTS`.
+    cancer_type
+        Cancer type of the cohort. Where the survival table has a cancer type (``acronym`` in TCGA-CDR,
+        ``cancer type abbreviation`` in Xena's copy of it), the table wins and this fills its gaps (a
+        disagreement is logged as a warning); without either, ``obs['cancer_type']`` is not written.
+    scales
+        ``{modality: scale}``: the declared scale of each matrix, one of :data:`SCALES` (``"counts"``,
+        ``"normalized"``, ``"log2"``, ``"zscore"``, ``"beta"``, ``"log2_ratio"``, ``"gistic"``, ``"binary"``,
+        ``"other"``). The values are checked against it (``"counts"``: non-negative and finite, ...) and it is
+        stored in ``mdata[mod].uns['scale']``. Undeclared modalities are only checked to be numeric without
+        infinities.
+    gene_level
+        ``{modality: bool}``: whether a modality's features are genes, overriding the automatic rule: the
+        ``rna_key`` modality is gene-level; another modality is gene-level when at least
+        :data:`GENE_LEVEL_MIN_FRACTION` of its features map to a gene. A gene-level modality with no feature
+        in the gene annotation is an error. Features of a non-gene-level modality (miRNAs, probes, ...) are
+        not mapped.
+    barcodes
+        How sample identifiers become patients. ``"tcga"``: TCGA barcodes are harmonised (dots and
+        underscores to dashes, upper case) and reduced to the patient barcode (first 12 characters); when a
+        patient has several samples in one matrix, one is kept by
+        :func:`~cfmd.datasets.select_primary_samples` (primary tumour ``01`` first, following
+        :data:`~cfmd.datasets.SAMPLE_TYPE_PREFERENCE`; then vial letter; then barcode), and a patient whose
+        samples cannot be ranked is an error naming the patient. ``"none"``: identifiers are kept as
+        they are and must be unique. ``"auto"``: ``"tcga"`` if every identifier of every matrix is a TCGA
+        barcode, ``"none"`` if none is (a mix is an error).
+    duplicate_features
+        What to do with duplicated features within a modality: features sharing a label (Ensembl version
+        suffixes ignored) or, in gene-level modalities, mapped to the same Ensembl ID (e.g. several
+        methylation probes labelled with one gene). ``"keep"``: keep all, with unique names (``TP53``,
+        ``TP53-1``) and the original label in ``var['feature']``; ``"mean"``: average them (NaN ignored; the
+        labels are joined with ``";"`` in ``var['feature']``); ``"first"``: keep the first in file order. With
+        ``"mean"``/``"first"``, ``var['n_merged']`` counts the features each row stands for. Averaging raw
+        counts makes them non-integer; ``"first"`` keeps them integral.
+    on_missing_survival
+        Patients in the matrices but absent from the survival table, or with a missing time or event:
+        ``"raise"`` an error naming them, or ``"keep_nan"`` (a missing time is NaN; where an event is missing,
+        ``obs[event_key]`` uses pandas' nullable ``Int64`` dtype).
+    rna_key
+        The RNA modality, whose feature names are kept as they are (made unique if repeated); every other
+        modality's names are prefixed ``"<modality>:"`` so that names are unique across the MuData. ``None``
+        when there is no RNA modality (all names prefixed).
+    time_key
+        Column of ``mdata.obs`` that receives the survival time (days).
+    event_key
+        Column of ``mdata.obs`` that receives the event indicator (1 = event observed, 0 = censored).
+
+    Returns
+    -------
+    Unpaired MuData (each modality holds only its patients; ``mdata.obs`` is their union, indexed by
+    patient barcode) with
+
+    ``mdata[mod].X``
+        The matrix transposed to patients x features, dense ``float32``.
+    ``mdata[mod].obs``
+        ``sample_barcode``: the sample identifier kept for the patient, exactly as in the file; plus copies of
+        the columns written to ``mdata.obs``.
+    ``mdata[mod].var``
+        ``feature`` (original label), ``gene_symbol``, ``ensembl_id``, ``chromosome`` (categoricals; the
+        chromosome's categories are :data:`~cfmd.datasets.CHROMOSOMES`), ``start`` (``float64`` bp, GRCh38);
+        missing where a feature does not map or the modality is not gene-level. With
+        ``duplicate_features="mean"|"first"`` also ``n_merged``. RNA var names are the labels, other
+        modalities' ``"<mod>:<label>"``.
+    ``mdata[mod].uns['scale']``
+        The declared scale (only when given in ``scales``).
+    ``mdata.obs['cancer_type']``
+        Categorical (see ``cancer_type``).
+    ``mdata.obs[time_key]``, ``mdata.obs[event_key]``
+        Survival time (days, float) and event (0/1 int) for ``endpoint`` (when ``survival`` is given).
+    ``mdata.uns['read_xena']``
+        Summary: ``barcodes`` (the mode used), ``rna_key``, ``n_patients``, ``n_patients_without_rna``;
+        with survival ``survival`` (source), ``survival_layout``, ``endpoint``, ``time_key``, ``event_key``,
+        ``n_patients_without_survival``, ``patients_without_survival``; and under ``modalities``, per
+        modality: ``source``, ``scale``, ``n_samples`` (columns in the file), ``n_patients``,
+        ``n_features_in_file``, ``n_features``, ``gene_level``, ``n_mapped`` / ``n_located`` / ``n_unmapped``
+        features with ``unmapped_examples``, ``duplicate_features`` with ``n_duplicate_groups`` /
+        ``n_duplicated_features``, ``dropped_samples``, ``n_normal_samples_kept``, ``n_missing_values``. The
+        same summary is logged to the ``cfmd`` logger.
+
+    Raises
+    ------
+    InvalidInputError
+        On any bad input, before anything is built: a missing file (also a :class:`FileNotFoundError`), an
+        empty or non-numeric matrix, values outside the declared scale, infinite values, unresolvable
+        repeated patients, a gene-level modality without any annotated gene, an unusable survival table or
+        patients without survival (``on_missing_survival="raise"``), or an unknown option value. Messages
+        name the modality, file or column and what was expected.
+
+    Notes
+    -----
+    Features are mapped to genes with the shipped GRCh38 annotation (:func:`~cfmd.datasets.gene_annotation`):
+    labels that are Ensembl gene IDs (version suffix stripped) by ID, other labels by symbol (for
+    ``SYMBOL|EntrezID`` labels, the part before ``|``). Symbols the annotation does not know are looked up in
+    Geneformer's symbol -> Ensembl map (:func:`~cfmd.datasets.geneformer_gene_name_id`); the annotation then
+    gives the position when it knows that Ensembl ID (Y-chromosome genes, for instance, it does not), otherwise only the Ensembl ID is
+    known (``n_mapped`` counts features with an Ensembl ID, ``n_located`` those with a chromosome; the
+    annotation covers chromosomes 1-22 and X). ``gene_symbol`` is the label's symbol when the label is a symbol
+    (the annotation's symbols are older than some current HGNC names, e.g. ``C20orf82`` for ``ISM1``), the
+    annotation's (or Geneformer's) symbol when it is an Ensembl ID.
+
+    Examples
+    --------
+    Files downloaded from the UCSC Xena TCGA hub (``https://xenabrowser.net/datapages/``):
+
+    >>> mdata = cfmd.datasets.read_xena(
+    ...     {"rna": "TCGA.OV.sampleMap_HiSeqV2.gz", "meth": "TCGA.OV.sampleMap_HumanMethylation450.gz"},
+    ...     scales={"rna": "log2", "meth": "beta"},
+    ...     survival="tcga_cdr",
+    ... )  # doctest: +SKIP
+    >>> mdata.obs[["cancer_type", "os_time", "os_event"]].head()  # doctest: +SKIP
+
+    From DataFrames (features x samples), with a clinical table:
+
+    >>> rna = pd.DataFrame({"TCGA-OR-A5J1-01A": [10, 0], "TCGA-OR-A5J2-01A": [3, 5]}, index=["TP53", "MKI67"])
+    >>> clinical = pd.DataFrame(
+    ...     {
+    ...         "patient": ["TCGA-OR-A5J1", "TCGA-OR-A5J2"],
+    ...         "vital_status": [1, 0],
+    ...         "days_to_death": [400, None],
+    ...         "days_to_last_followup": [None, 900],
+    ...     }
+    ... )
+    >>> mdata = cfmd.datasets.read_xena({"rna": rna}, survival=clinical, cancer_type="ACC", scales={"rna": "counts"})
+    >>> mdata.obs["os_time"].tolist(), mdata.obs["os_event"].tolist()
+    ([400.0, 900.0], [1, 0])
+    """
+    # ------------------------------------------------------------------ options
+    if not isinstance(modalities, Mapping) or len(modalities) == 0:
+        raise InvalidInputError(
+            "`modalities` must be a non-empty mapping {modality name: path or DataFrame}; "
+            f"got {type(modalities).__name__}{' (empty)' if isinstance(modalities, Mapping) else ''}."
+        )
+    for name in modalities:
+        if not isinstance(name, str) or not name or "/" in name or ":" in name:
+            raise InvalidInputError(f"`modalities` keys must be non-empty strings without '/' or ':'; got {name!r}.")
+    check_choice(endpoint, "endpoint", ENDPOINTS)
+    check_choice(barcodes, "barcodes", ("auto", "tcga", "none"))
+    check_choice(duplicate_features, "duplicate_features", ("keep", "mean", "first"))
+    check_choice(on_missing_survival, "on_missing_survival", ("raise", "keep_nan"))
+    if rna_key is not None and rna_key not in modalities:
+        raise InvalidInputError(
+            f"`rna_key` must name one of the modalities {describe_examples(list(modalities))} (or be None when "
+            f"there is no RNA modality); got {rna_key!r}."
+        )
+    scales = dict(scales or {})
+    check_mapping_keys(scales, modalities, "scales")
+    for mod, scale in scales.items():
+        check_choice(scale, f"scales[{mod!r}]", SCALES)
+    gene_level = dict(gene_level or {})
+    check_mapping_keys(gene_level, modalities, "gene_level")
+    for mod, flag in gene_level.items():
+        if not isinstance(flag, bool | np.bool_):
+            raise InvalidInputError(f"`gene_level[{mod!r}]` must be True or False; got {flag!r}.")
+    if cancer_type is not None and (not isinstance(cancer_type, str) or not cancer_type):
+        raise InvalidInputError(f"`cancer_type` must be a non-empty string or None; got {cancer_type!r}.")
+    for key, value in (("time_key", time_key), ("event_key", event_key)):
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(f"`{key}` must be a non-empty string; got {value!r}.")
+    if time_key == event_key:
+        raise InvalidInputError(f"`time_key` and `event_key` must differ; both are {time_key!r}.")
+    if not (survival is None or isinstance(survival, str | os.PathLike | pd.DataFrame)):
+        raise InvalidInputError(
+            f"`survival` must be None, 'tcga_cdr', a path or a DataFrame; got {type(survival).__name__}."
+        )
+
+    # every file must exist before any is read
+    for mod, source in modalities.items():
+        if not isinstance(source, str | os.PathLike | pd.DataFrame):
+            raise InvalidInputError(
+                f"`modalities[{mod!r}]` must be a path to a TSV / TSV.gz matrix or a DataFrame; "
+                f"got {type(source).__name__}."
+            )
+        if not isinstance(source, pd.DataFrame):
+            _existing_file(source, f"modalities[{mod!r}]")
+    if isinstance(survival, str | os.PathLike) and not (isinstance(survival, str) and survival == "tcga_cdr"):
+        _existing_file(survival, "survival")
+
+    # ------------------------------------------------------------------ read and check every input
+    mods = [_read_matrix(mod, source) for mod, source in modalities.items()]
+    for m in mods:
+        _check_scale(m, scales.get(m.name))
+    mode = _barcode_mode(mods, barcodes)
+    for m in mods:
+        _assign_patients(m, mode)
+    for m in mods:
+        _map_genes(m, gene_level.get(m.name), is_rna=m.name == rna_key)
+        _handle_duplicates(m, duplicate_features)
+    _name_features(mods, rna_key)
+
+    patients = list(dict.fromkeys(p for m in mods for p in m.patients))
+    obs = pd.DataFrame(index=pd.Index(patients, dtype=object))
+    survival_info: dict = {"survival": "none"}
+    if survival is not None:
+        table, source, layout, id_column = _read_survival(survival, endpoint, mode)
+        obs, survival_info = _join_survival(
+            obs, table, source, id_column, endpoint, on_missing_survival, time_key, event_key
+        )
+        survival_info.update(survival=source, survival_layout=layout, endpoint=endpoint)
+    _add_cancer_type(obs, cancer_type)
+
+    # ------------------------------------------------------------------ build
+    adatas = {}
+    for m in mods:
+        mod_obs = obs.loc[m.patients].copy()
+        mod_obs.insert(0, "sample_barcode", np.asarray(m.samples, dtype=object))
+        adata = ad.AnnData(X=m.values.T.astype(np.float32), obs=mod_obs, var=m.var)
+        if m.name in scales:
+            adata.uns["scale"] = scales[m.name]
+        adatas[m.name] = adata
+    mdata = new_mudata(adatas)
+    mdata.obs = obs.loc[mdata.obs_names].copy()
+    summary = _summary(mods, mode, scales, duplicate_features, obs, rna_key, survival_info)
+    mdata.uns["read_xena"] = summary
+    _log_summary(mods, summary)
+    return mdata
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def _existing_file(source, field: str) -> Path:
+    path = Path(os.fspath(source)).expanduser()
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise MissingFileError(f"`{field}`: {str(path)!r} {what}; expected a tab-separated file (plain or .gz).")
+    return path
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open_text(path: Path):
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _read_matrix(mod: str, source) -> _Modality:
+    """Read one features x samples matrix (path or DataFrame) and check that it is non-empty and numeric."""
+    if isinstance(source, pd.DataFrame):
+        where = f"modalities[{mod!r}] (DataFrame)"
+        frame = source
+        features = [str(f).strip() for f in frame.index]
+        samples = [str(s).strip() for s in frame.columns]
+        cells = frame
+        source_name = "DataFrame"
+    else:
+        path = _existing_file(source, f"modalities[{mod!r}]")
+        where = f"modalities[{mod!r}] ({path.name})"
+        source_name = str(path)
+        try:
+            with _open_text(path) as fh:
+                header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), [])
+        except (OSError, UnicodeDecodeError, EOFError) as err:
+            raise InvalidInputError(f"{where}: cannot read the file as tab-separated text ({err}).") from None
+        samples = [s.strip() for s in header[1:]]
+        if samples:
+            try:
+                cells = pd.read_csv(
+                    path,
+                    sep="\t",
+                    header=None,
+                    skiprows=1,
+                    dtype={0: str},
+                    keep_default_na=False,
+                    na_values=dict.fromkeys(range(1, len(samples) + 1), _NA_VALUES),
+                    compression="gzip" if _is_gzip(path) else None,
+                    quoting=csv.QUOTE_NONE,
+                )
+            except pd.errors.EmptyDataError:
+                cells = pd.DataFrame(columns=range(len(samples) + 1))
+            except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+                raise InvalidInputError(f"{where}: cannot parse the matrix ({err}).") from None
+            if cells.shape[1] != len(samples) + 1:
+                raise InvalidInputError(
+                    f"{where}: the header names {len(samples)} sample(s) but rows have {cells.shape[1] - 1} value(s); "
+                    "expected a features x samples matrix whose first column is the feature label."
+                )
+            features = [str(f).strip() for f in cells.iloc[:, 0]]
+            cells = cells.iloc[:, 1:]
+        else:
+            features, cells = [], pd.DataFrame()
+
+    if not samples:
+        raise InvalidInputError(
+            f"{where} has no samples: expected sample identifiers in the header after the feature column."
+        )
+    if not features:
+        raise InvalidInputError(f"{where} has no features: expected one row per feature below the header.")
+    empty_samples = [j for j, s in enumerate(samples) if not s]
+    if empty_samples:
+        raise InvalidInputError(
+            f"{where}: sample identifier(s) in column(s) {describe_examples([j + 2 for j in empty_samples])} are empty."
+        )
+    empty_features = [i for i, f in enumerate(features) if not f or f == "nan"]
+    if empty_features:
+        raise InvalidInputError(
+            f"{where}: feature label(s) of row(s) {describe_examples([i + 1 for i in empty_features])} are empty; "
+            "expected a label (gene, probe, ...) in the first column of every row."
+        )
+    values = _numeric_values(cells, features, samples, where)
+    n_inf = int(np.isinf(values).sum())
+    if n_inf:
+        i, j = np.argwhere(np.isinf(values))[0]
+        raise InvalidInputError(
+            f"{where} must not hold infinite values; found {n_inf} (e.g. feature {features[i]!r}, sample "
+            f"{samples[j]!r}). Missing values may be NA or empty."
+        )
+    return _Modality(
+        name=mod,
+        source=source_name,
+        values=values,
+        features=features,
+        samples=samples,
+        n_samples_in_file=len(samples),
+        n_features_in_file=len(features),
+    )
+
+
+def _numeric_values(cells: pd.DataFrame, features: list[str], samples: list[str], where: str) -> np.ndarray:
+    """The matrix as float64, or an error naming the first non-numeric cell."""
+    if all(pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt) for dt in cells.dtypes):
+        return cells.to_numpy(dtype=np.float64, na_value=np.nan)
+    columns = []
+    for j in range(cells.shape[1]):
+        col = cells.iloc[:, j]
+        if pd.api.types.is_bool_dtype(col.dtype):
+            raise InvalidInputError(f"{where} must be numeric; sample {samples[j]!r} holds booleans.")
+        if pd.api.types.is_numeric_dtype(col.dtype):
+            columns.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            continue
+        raw = col.astype(object)
+        as_text = raw.where(raw.isna(), raw.astype(str).str.strip())
+        as_text = as_text.mask(as_text.isin(_NA_VALUES))
+        numbers = pd.to_numeric(as_text, errors="coerce")
+        bad = numbers.isna().to_numpy() & as_text.notna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"{where} must be numeric; found {int(bad.sum())} non-numeric value(s) in sample {samples[j]!r} "
+                f"(e.g. {as_text.iloc[i]!r} for feature {features[i]!r}). Expected numbers, with NA or empty "
+                "cells for missing values."
+            )
+        columns.append(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.column_stack(columns)
+
+
+# ---------------------------------------------------------------------- scales
+
+
+def _check_scale(m: _Modality, scale: str | None) -> None:
+    what = f"modalities[{m.name!r}] ({Path(m.source).name}, declared scale {scale!r})"
+    values = m.values
+    if scale in ("counts", "normalized"):
+        check_counts(values, what, require_integer=False)
+        if scale == "counts" and np.any(np.abs(values - np.round(values)) > 1e-6):
+            logger.info(
+                "read_xena: %r declared as counts holds non-integer values (e.g. RSEM expected counts).", m.name
+            )
+        return
+    observed = values[~np.isnan(values)]
+    if scale == "beta" and observed.size and (observed.min() < 0 or observed.max() > 1):
+        raise InvalidInputError(
+            f"{what} must hold beta values in [0, 1]; found values from {observed.min():g} to {observed.max():g}."
+        )
+    allowed = {"gistic": (-2.0, -1.0, 0.0, 1.0, 2.0), "binary": (0.0, 1.0)}.get(scale or "")
+    if allowed is not None:
+        bad = observed[~np.isin(observed, allowed)]
+        if bad.size:
+            raise InvalidInputError(
+                f"{what} must hold only {describe_examples([int(a) for a in allowed])}; "
+                f"found {bad.size} other value(s), e.g. {bad[0]:g}."
+            )
+
+
+# ---------------------------------------------------------------------- barcodes
+
+
+def _barcode_mode(mods: list[_Modality], barcodes: str) -> str:
+    tcga = {m.name: is_tcga_barcode(m.samples) for m in mods}
+    for m in mods:
+        if barcodes != "none" and not tcga[m.name].any() and is_tcga_barcode(m.features[:1000]).mean() > 0.5:
+            raise InvalidInputError(
+                f"modalities[{m.name!r}]: the feature column holds TCGA barcodes and the header does not; the "
+                "matrix looks transposed. Expected features x samples (samples as columns)."
+            )
+    if barcodes == "none":
+        return "none"
+    if barcodes == "tcga":
+        for m in mods:
+            bad = [s for s, ok in zip(m.samples, tcga[m.name]) if not ok]
+            if bad:
+                raise InvalidInputError(
+                    f"modalities[{m.name!r}]: `barcodes='tcga'` but sample identifier(s) {describe_examples(bad)} are "
+                    "not TCGA barcodes (TCGA-XX-XXXX...); pass `barcodes='none'` to keep identifiers as they are."
+                )
+        return "tcga"
+    if all(t.all() for t in tcga.values()):
+        return "tcga"
+    if not any(t.any() for t in tcga.values()):
+        return "none"
+    mixed = [
+        f"{m.name!r} ({int(tcga[m.name].sum())} TCGA, e.g. non-TCGA "
+        f"{describe_examples([s for s, ok in zip(m.samples, tcga[m.name]) if not ok], limit=3)})"
+        for m in mods
+        if not tcga[m.name].all()
+    ]
+    raise InvalidInputError(
+        "`barcodes='auto'` found TCGA barcodes in some sample identifiers but not all: "
+        f"{'; '.join(mixed)}. Pass `barcodes='tcga'` (after removing non-TCGA columns) or `barcodes='none'`."
+    )
+
+
+def _assign_patients(m: _Modality, mode: str) -> None:
+    where = f"sample columns of modalities[{m.name!r}] ({Path(m.source).name})"
+    if mode == "none":
+        index = pd.Index(m.samples)
+        if not index.is_unique:
+            dups = index[index.duplicated()].unique()
+            raise InvalidInputError(
+                f"{where} must be unique with `barcodes='none'`; repeated patient(s) {describe_examples(dups)}."
+            )
+        m.patients = list(m.samples)
+        m.sample_types = [""] * len(m.samples)
+        return
+    table = select_primary_samples(m.samples, field=where)
+    keep = table["selected"].to_numpy()
+    m.dropped_samples = [s for s, k in zip(m.samples, keep) if not k]
+    m.values = m.values[:, keep]
+    m.patients = table["patient_barcode"].to_numpy()[keep].tolist()
+    m.sample_types = table["sample_type"].to_numpy()[keep].tolist()
+    m.samples = [s for s, k in zip(m.samples, keep) if k]
+
+
+# ---------------------------------------------------------------------- genes
+
+
+@cache
+def _gene_tables() -> tuple[pd.DataFrame, dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+    ann = gene_annotation()
+    by_ensembl = ann.set_index("ensembl_id")[["symbol", "chromosome", "start"]]
+    ensembl_to_symbol = dict(zip(ann["ensembl_id"], ann["symbol"]))
+    symbol_to_ensembl = dict(zip(ann["symbol"], ann["ensembl_id"]))
+    geneformer = geneformer_gene_name_id()
+    ensembl_to_geneformer_symbol: dict[str, str] = {}
+    for symbol, ensembl in geneformer.items():
+        ensembl_to_geneformer_symbol.setdefault(ensembl, symbol)
+    return by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol
+
+
+def _lookup_genes(labels: list[str]) -> pd.DataFrame:
+    """``gene_symbol``, ``ensembl_id``, ``chromosome``, ``start`` for each label (missing where unmapped)."""
+    by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol = _gene_tables()
+    symbols, ensembls = [], []
+    for label in labels:
+        match = _ENSEMBL.match(label)
+        if match:
+            ensembl = match.group(1)
+            symbol = ensembl_to_symbol.get(ensembl) or ensembl_to_geneformer_symbol.get(ensembl)
+            if symbol is None:
+                ensembl = None
+        else:
+            symbol = label.split("|", 1)[0] if "|" in label else label
+            ensembl = symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
+            if ensembl is None:
+                symbol = None
+        symbols.append(np.nan if symbol is None else symbol)
+        ensembls.append(np.nan if ensembl is None else ensembl)
+    located = by_ensembl.reindex(pd.Index(ensembls, dtype=object))
+    return pd.DataFrame(
+        {
+            "gene_symbol": pd.Series(symbols, dtype=object),
+            "ensembl_id": pd.Series(ensembls, dtype=object),
+            "chromosome": located["chromosome"].to_numpy(dtype=object),
+            "start": located["start"].to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def _map_genes(m: _Modality, declared: bool | None, *, is_rna: bool) -> None:
+    genes = _lookup_genes(m.features)
+    mapped = genes["ensembl_id"].notna().to_numpy()
+    n_mapped = int(mapped.sum())
+    fraction = n_mapped / len(m.features)
+    if declared is None:
+        m.gene_level = is_rna or fraction >= GENE_LEVEL_MIN_FRACTION
+        how = "the RNA modality" if is_rna else f"{fraction:.0%} of its features map to genes"
+    else:
+        m.gene_level = bool(declared)
+        how = "declared in `gene_level`"
+    if m.gene_level and n_mapped == 0:
+        raise InvalidInputError(
+            f"modalities[{m.name!r}] ({Path(m.source).name}) is gene-level ({how}) but none of its "
+            f"{len(m.features)} feature labels (e.g. {describe_examples(m.features, limit=3)}) is a gene symbol or "
+            "Ensembl gene ID in the shipped annotation or Geneformer's map. Expected HGNC symbols or Ensembl IDs; "
+            f"pass `gene_level={{{m.name!r}: False}}` if the features are not genes."
+        )
+    if not m.gene_level:
+        genes.loc[:, list(_GENE_COLUMNS)] = np.nan
+        genes = genes.astype({"gene_symbol": object, "ensembl_id": object, "chromosome": object, "start": np.float64})
+        m.n_mapped = m.n_located = 0
+        m.unmapped = []
+    else:
+        m.n_mapped = n_mapped
+        m.n_located = int(genes["chromosome"].notna().sum())
+        m.unmapped = [f for f, ok in zip(m.features, mapped) if not ok]
+    var = pd.DataFrame({"feature": np.asarray(m.features, dtype=object)})
+    # categoricals hold missing strings in a form h5ad / h5mu can write (object columns with NaN cannot)
+    for column in ("gene_symbol", "ensembl_id"):
+        present = genes[column].dropna().unique()
+        genes[column] = pd.Categorical(genes[column], categories=pd.Index(present, dtype=object))
+    genes["chromosome"] = pd.Categorical(genes["chromosome"], categories=pd.Index(CHROMOSOMES, dtype=object))
+    m.var = pd.concat([var, genes], axis=1)
+
+
+def _duplicate_keys(m: _Modality) -> list[str]:
+    keys = []
+    for label, ensembl in zip(m.features, m.var["ensembl_id"]):
+        if m.gene_level and isinstance(ensembl, str):
+            keys.append(ensembl)
+        else:
+            match = _ENSEMBL.match(label)
+            keys.append(match.group(1) if match else label)
+    return keys
+
+
+def _handle_duplicates(m: _Modality, how: str) -> None:
+    keys = pd.Index(_duplicate_keys(m))
+    repeated = keys.duplicated(keep=False)
+    m.n_duplicated_features = int(repeated.sum())
+    m.n_duplicate_groups = int(keys[repeated].nunique())
+    if how == "keep" or m.n_duplicated_features == 0:
+        if how != "keep":
+            m.var["n_merged"] = np.ones(len(m.var), dtype=np.int64)
+        return
+    codes, uniques = pd.factorize(keys)  # codes follow first appearance
+    first = np.unique(codes, return_index=True)[1]
+    sizes = np.bincount(codes, minlength=len(uniques))
+    var = m.var.iloc[first].reset_index(drop=True)
+    if how == "mean":
+        membership = sparse.csr_matrix(
+            (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(uniques), len(codes))
+        )
+        observed = ~np.isnan(m.values)
+        sums = np.asarray(membership @ np.where(observed, m.values, 0.0))
+        counts = np.asarray(membership @ observed.astype(np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m.values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        labels = pd.Series(m.features).groupby(codes).agg(lambda s: ";".join(dict.fromkeys(s)))
+        var["feature"] = labels.sort_index().to_numpy(dtype=object)
+    else:
+        m.values = m.values[first]
+    var["n_merged"] = sizes.astype(np.int64)
+    m.var = var
+    m.features = [m.features[i] for i in first]
+
+
+def _make_unique(names: list[str]) -> list[str]:
+    """Suffix repeated names ``-1``, ``-2``, ... (anndata's convention), avoiding names already present."""
+    taken = set(names)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name not in seen:
+            seen.add(name)
+            out.append(name)
+            continue
+        k = 1
+        while f"{name}-{k}" in taken:
+            k += 1
+        unique = f"{name}-{k}"
+        taken.add(unique)
+        out.append(unique)
+    return out
+
+
+def _name_features(mods: list[_Modality], rna_key: str | None) -> None:
+    for m in mods:
+        labels = m.features if m.name == rna_key else [f"{m.name}:{f}" for f in m.features]
+        m.var.index = pd.Index(_make_unique(labels), dtype=object)
+    names = pd.Index([n for m in mods for n in m.var.index])
+    if not names.is_unique:
+        dups = names[names.duplicated()].unique()
+        raise InvalidInputError(
+            f"feature names must be unique across modalities; {describe_examples(dups)} occur in several "
+            "(an RNA label contains another modality's prefix). Rename the modality or the features."
+        )
+
+
+# ---------------------------------------------------------------------- survival
+
+
+def _read_survival(survival, endpoint: str, mode: str) -> tuple[pd.DataFrame, str, str, str]:
+    """The survival table (one row per patient: time, event, cancer_type), its source, layout and ID column."""
+    if isinstance(survival, str) and survival == "tcga_cdr":
+        raw, source = tcga_cdr_survival(), "tcga_cdr"
+    elif isinstance(survival, pd.DataFrame):
+        raw, source = survival.copy(), "DataFrame"
+        if not isinstance(raw.index, pd.RangeIndex) and not any(c in raw.columns for c in _ID_COLUMNS):
+            raw = raw.rename_axis("_index").reset_index()
+    else:
+        path = _existing_file(survival, "survival")
+        source = str(path)
+        try:
+            with _open_text(path) as fh:
+                first = fh.readline()
+            raw = pd.read_csv(
+                path, sep="\t" if "\t" in first else ",", dtype=str, compression="gzip" if _is_gzip(path) else None
+            )
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
+            raise InvalidInputError(f"`survival` ({path.name}): cannot read the table ({err}).") from None
+    where = "`survival` (shipped TCGA-CDR table)" if source == "tcga_cdr" else f"`survival` ({Path(source).name})"
+    if raw.shape[0] == 0:
+        raise InvalidInputError(f"{where} is empty: expected one row per patient.")
+    columns = list(raw.columns)
+    followup = next((c for c in ("days_to_last_followup", "days_to_last_follow_up") if c in columns), None)
+    if endpoint in columns and f"{endpoint}.time" in columns:
+        layout = "tcga_cdr" if "bcr_patient_barcode" in columns else "xena" if "_PATIENT" in columns else "endpoint"
+        time = _numbers(raw[f"{endpoint}.time"], f"{where}[{endpoint + '.time'!r}]")
+        event = _numbers(raw[endpoint], f"{where}[{endpoint!r}]")
+    elif {"vital_status", "days_to_death"} <= set(columns) and followup is not None:
+        if endpoint != "OS":
+            raise InvalidInputError(
+                f"{where} is a clinical table (vital_status, days_to_death, {followup}), from which only "
+                f"`endpoint='OS'` can be derived; got {endpoint!r}. Pass a TCGA-CDR-like table for {endpoint}."
+            )
+        layout = "clinical"
+        status = raw["vital_status"].astype(object).map(lambda v: str(v).strip().lower() if pd.notna(v) else v)
+        known = status.isna() | status.isin(_DEAD | _ALIVE)
+        if not known.all():
+            raise InvalidInputError(
+                f"{where}['vital_status'] must be 1/0 or dead/alive; found "
+                f"{describe_examples(raw['vital_status'][~known].unique())}."
+            )
+        dead = status.isin(_DEAD)
+        event = pd.Series(np.where(status.isna(), np.nan, dead.astype(float)), index=raw.index)
+        death = _numbers(raw["days_to_death"], f"{where}['days_to_death']")
+        last = _numbers(raw[followup], f"{where}[{followup!r}]")
+        time = death.where(dead, last)
+    else:
+        raise InvalidInputError(
+            f"{where} must have columns {endpoint!r} and {endpoint + '.time'!r} (TCGA-CDR or Xena survival layout) "
+            "or 'vital_status', 'days_to_death' and 'days_to_last_followup' (clinical layout); found "
+            f"{describe_examples(columns, limit=12)}."
+        )
+    id_column = next((c for c in _ID_COLUMNS if c in columns), "_index" if "_index" in columns else columns[0])
+    ids = raw[id_column].astype(str).str.strip()
+    if mode == "tcga":
+        tcga = is_tcga_barcode(ids)
+        canonical = harmonise_tcga_barcodes(ids)
+        ids = pd.Series([c[:12] if ok else i for c, i, ok in zip(canonical, ids, tcga)], index=raw.index)
+    cancer_column = next((c for c in _CANCER_TYPE_COLUMNS if c in columns), None)
+    cancer = raw[cancer_column].astype(object) if cancer_column else pd.Series(np.nan, index=raw.index, dtype=object)
+    cancer = cancer.where(cancer.notna() & (cancer.astype(str).str.strip() != ""), np.nan)
+    table = pd.DataFrame({"patient": ids.to_numpy(), "time": time.to_numpy(), "event": event.to_numpy()})
+    table["cancer_type"] = cancer.to_numpy(dtype=object)
+    table = table.drop_duplicates()
+    repeated = table["patient"][table["patient"].duplicated()].unique()
+    if len(repeated):
+        raise InvalidInputError(
+            f"{where} has conflicting rows for patient(s) {describe_examples(repeated)} (column {id_column!r}); "
+            "expected one row per patient, or identical survival for all samples of a patient."
+        )
+    return table.set_index("patient"), source, layout, id_column
+
+
+def _numbers(column: pd.Series, field: str) -> pd.Series:
+    """Numeric survival column; TCGA placeholders like ``[Not Available]`` and NA are missing."""
+    text = column.astype(object).map(lambda v: str(v).strip() if pd.notna(v) else np.nan)
+    text = text.replace({"True": "1", "False": "0", "true": "1", "false": "0"})
+    text = text.mask(text.isin(_NA_VALUES) | text.str.startswith("[", na=False))
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna() & text.notna()
+    if bad.any():
+        raise InvalidInputError(f"{field} must be numeric; found {describe_examples(text[bad].unique())}.")
+    return numbers.astype(np.float64)
+
+
+def _join_survival(
+    obs: pd.DataFrame,
+    table: pd.DataFrame,
+    source: str,
+    id_column: str,
+    endpoint: str,
+    on_missing: str,
+    time_key: str,
+    event_key: str,
+) -> tuple[pd.DataFrame, dict]:
+    where = "`survival` (shipped TCGA-CDR table)" if source == "tcga_cdr" else f"`survival` ({Path(source).name})"
+    joined = table.reindex(obs.index)
+    time = joined["time"].to_numpy(dtype=np.float64)
+    event = joined["event"].to_numpy(dtype=np.float64)
+    negative = np.flatnonzero(time < 0)
+    if negative.size:
+        raise InvalidInputError(
+            f"{where}: {endpoint} times must be non-negative (days); patient(s) "
+            f"{describe_examples(obs.index[negative])} have negative times."
+        )
+    bad_event = np.flatnonzero(~np.isnan(event) & ~np.isin(event, (0.0, 1.0)))
+    if bad_event.size:
+        raise InvalidInputError(
+            f"{where}: {endpoint} events must be 0/1; patient(s) {describe_examples(obs.index[bad_event])} have "
+            f"{describe_examples(np.unique(event[bad_event]))}."
+        )
+    absent = ~obs.index.isin(table.index)
+    incomplete = ~absent & (np.isnan(time) | np.isnan(event))
+    if (absent | incomplete).any() and on_missing == "raise":
+        parts = []
+        if absent.any():
+            parts.append(f"{int(absent.sum())} patient(s) absent from it ({describe_examples(obs.index[absent])})")
+        if incomplete.any():
+            parts.append(
+                f"{int(incomplete.sum())} with a missing {endpoint} time or event ({describe_examples(obs.index[incomplete])})"
+            )
+        hint = (
+            f" No patient matched: check that column {id_column!r} holds the matrices' patient identifiers, or pass "
+            "`survival=None` (no survival) or the cohort's own table."
+            if absent.all()
+            else ""
+        )
+        raise InvalidInputError(
+            f"{where}: {' and '.join(parts)}; expected a time and an event for every patient of the matrices.{hint} "
+            "Pass `on_missing_survival='keep_nan'` to keep patients with missing survival."
+        )
+    obs = obs.copy()
+    obs[time_key] = time
+    missing = np.isnan(time) | np.isnan(event)
+    if np.isnan(event).any():
+        obs[event_key] = pd.array([None if np.isnan(e) else int(e) for e in event], dtype="Int64")
+    else:
+        obs[event_key] = event.astype(np.int64)
+    if missing.any():
+        logger.warning(
+            "read_xena: %d patient(s) without %s survival kept with missing values (e.g. %s).",
+            int(missing.sum()),
+            endpoint,
+            describe_examples(obs.index[missing], limit=3),
+        )
+    obs["_cancer_type_table"] = joined["cancer_type"].to_numpy(dtype=object)
+    info = {
+        "time_key": time_key,
+        "event_key": event_key,
+        "n_patients_without_survival": int(missing.sum()),
+        "patients_without_survival": np.asarray(obs.index[missing], dtype=object),
+    }
+    return obs, info
+
+
+def _add_cancer_type(obs: pd.DataFrame, cancer_type: str | None) -> None:
+    from_table = obs.pop("_cancer_type_table") if "_cancer_type_table" in obs else None
+    if from_table is None or from_table.isna().all():
+        if cancer_type is not None:
+            obs.insert(0, "cancer_type", pd.Categorical([cancer_type] * len(obs)))
+        return
+    values = from_table.astype(object)
+    if cancer_type is not None:
+        disagree = values.notna() & (values != cancer_type)
+        if disagree.any():
+            logger.warning(
+                "read_xena: the survival table gives another cancer type than `cancer_type=%r` for %d patient(s) "
+                "(e.g. %s); keeping the table's.",
+                cancer_type,
+                int(disagree.sum()),
+                describe_examples(values[disagree].index, limit=3),
+            )
+        values = values.fillna(cancer_type)
+    obs.insert(0, "cancer_type", pd.Categorical(values))
+
+
+# ---------------------------------------------------------------------- summary
+
+
+def _summary(
+    mods: list[_Modality],
+    mode: str,
+    scales: Mapping[str, str],
+    duplicate_features: str,
+    obs: pd.DataFrame,
+    rna_key: str | None,
+    survival_info: dict,
+) -> dict:
+    per_mod = {}
+    for m in mods:
+        n_missing = int(np.isnan(m.values).sum())
+        per_mod[m.name] = {
+            "source": m.source,
+            "scale": scales.get(m.name, ""),
+            "n_samples": m.n_samples_in_file,
+            "n_patients": len(m.patients),
+            "n_features_in_file": m.n_features_in_file,
+            "n_features": len(m.var),
+            "gene_level": bool(m.gene_level),
+            "n_mapped": m.n_mapped,
+            "n_located": m.n_located,
+            "n_unmapped": len(m.unmapped),
+            "unmapped_examples": np.asarray(m.unmapped[:10], dtype=object),
+            "duplicate_features": duplicate_features,
+            "n_duplicate_groups": m.n_duplicate_groups,
+            "n_duplicated_features": m.n_duplicated_features,
+            "dropped_samples": np.asarray(m.dropped_samples, dtype=object),
+            "n_normal_samples_kept": int(sum(t in NORMAL_SAMPLE_TYPES for t in m.sample_types)),
+            "n_missing_values": n_missing,
+        }
+    rna_patients = set(next((m.patients for m in mods if m.name == rna_key), []))
+    summary = {
+        "barcodes": mode,
+        "rna_key": rna_key or "",
+        "n_patients": len(obs),
+        "n_patients_without_rna": len(obs) - len(rna_patients) if rna_key is not None else len(obs),
+        "modalities": per_mod,
+    }
+    summary.update(survival_info)
+    return summary
+
+
+def _log_summary(mods: list[_Modality], summary: dict) -> None:
+    logger.info(
+        "read_xena: %d patient(s) over %d modalities (barcodes=%r).",
+        summary["n_patients"],
+        len(mods),
+        summary["barcodes"],
+    )
+    for m in mods:
+        s = summary["modalities"][m.name]
+        logger.info(
+            "read_xena: %r: %d sample(s) -> %d patient(s), %d feature(s)%s.",
+            m.name,
+            s["n_samples"],
+            s["n_patients"],
+            s["n_features"],
+            f", {s['n_mapped']} mapped to genes ({s['n_located']} with a position)"
+            if m.gene_level
+            else ", not gene-level",
+        )
+        if s["dropped_samples"].size:
+            logger.info(
+                "read_xena: %r: dropped %d extra sample(s) of repeated patients (kept the preferred sample type): %s.",
+                m.name,
+                s["dropped_samples"].size,
+                describe_examples(s["dropped_samples"]),
+            )
+        if s["n_normal_samples_kept"]:
+            logger.warning(
+                "read_xena: %r: %d patient(s) are represented by a normal-tissue sample (no tumour sample in the file).",
+                m.name,
+                s["n_normal_samples_kept"],
+            )
+        if s["n_unmapped"]:
+            logger.info(
+                "read_xena: %r: %d feature(s) not mapped to a gene, e.g. %s.",
+                m.name,
+                s["n_unmapped"],
+                describe_examples(m.unmapped),
+            )
+        if s["n_duplicated_features"]:
+            action = {
+                "keep": "kept apart with unique names",
+                "mean": "averaged",
+                "first": "reduced to the first",
+            }[s["duplicate_features"]]
+            logger.info(
+                "read_xena: %r: %d feature(s) in %d duplicate group(s) %s.",
+                m.name,
+                s["n_duplicated_features"],
+                s["n_duplicate_groups"],
+                action,
+            )
+        if s["n_missing_values"]:
+            logger.warning("read_xena: %r holds %d missing value(s) (NaN).", m.name, s["n_missing_values"])
+    if summary["rna_key"] and summary["n_patients_without_rna"]:
+        logger.info("read_xena: %d patient(s) have no RNA.", summary["n_patients_without_rna"])
