@@ -20,6 +20,7 @@ from ._reference import (
     tme_genes,
 )
 from ._synthetic import DEFAULT_SIGNAL, SURVIVAL_PATHWAYS, synthetic_cohort
+from ._tiny_teachers import TINY_TEACHER_NOTICE, tiny_esm2_checkpoint, tiny_geneformer_checkpoint
 from ._xena import ENDPOINTS, SCALES, read_xena
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "SAMPLE_TYPE_PREFERENCE",
     "SCALES",
     "SURVIVAL_PATHWAYS",
+    "TINY_TEACHER_NOTICE",
     "gene_annotation",
     "geneformer_gene_medians",
     "geneformer_gene_name_id",
@@ -43,5 +45,7 @@ __all__ = [
     "synthetic_cohort",
     "tcga_cdr_survival",
     "tcga_patient_barcodes",
+    "tiny_esm2_checkpoint",
+    "tiny_geneformer_checkpoint",
     "tme_genes",
 ]
