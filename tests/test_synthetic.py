@@ -88,8 +88,10 @@ def test_planted_pathway_and_proliferation_programs_are_recoverable(cohort):
     # a pathway's own genes track its planted activity ...
     assert np.median(correlations) > 0.4
     # ... and not another pathway's
-    other = [np.corrcoef(z[:, [position[g] for g in genes if g in position]].mean(1), truth[:, (k + 7) % 50])[0, 1]
-             for k, genes in enumerate(hallmark_gene_sets().values())]
+    other = [
+        np.corrcoef(z[:, [position[g] for g in genes if g in position]].mean(1), truth[:, (k + 7) % 50])[0, 1]
+        for k, genes in enumerate(hallmark_gene_sets().values())
+    ]
     assert np.median(np.abs(other)) < 0.15
     prolif_idx = [position[g] for g in proliferation_signature() if g in position]
     assert np.corrcoef(z[:, prolif_idx].mean(1), cohort.obs["truth_prolif"])[0, 1] > 0.6

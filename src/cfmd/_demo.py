@@ -11,7 +11,9 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_demo(out: str | Path = "cfmd_demo_output", *, n_patients: int = 1200, n_genes: int = 2000, seed: int = 0) -> int:
+def run_demo(
+    out: str | Path = "cfmd_demo_output", *, n_patients: int = 1200, n_genes: int = 2000, seed: int = 0
+) -> int:
     """Run the demo pipeline and write its outputs to ``out``.
 
     Steps: generate the synthetic cohort and write it as ``cohort.h5mu``; print a summary.

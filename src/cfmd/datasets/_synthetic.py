@@ -42,10 +42,10 @@ DEFAULT_SIGNAL: dict[str, float] = {
     "prolif_loading": 0.6,  # proliferation program on the 73 proliferation-signature genes
     "regional_loading": 0.4,  # SD of TME genes' loadings on their chromosome's regional program
     "residual_loading": 0.35,  # residual programs, acting through the genes' structural features
-    "cnv_dosage": 0.35,  # log2 expression change per unit of log2 copy ratio
+    "cnv_dosage": 0.15,  # log2 expression change per unit of log2 copy ratio
     "cancer_type_expression": 0.3,  # SD of cancer-type shifts (on 20% of genes)
     # regional expression programs R = E @ B + noise: E = methylation state (6 factors)
-    "regional_noise": 0.5,  # SD of the part of each regional program not explained by the methylation state
+    "regional_noise": 1.0,  # SD of the part of each regional program not explained by the methylation state
     # methylation beta = sigmoid(baseline + E @ L + cancer type + noise)
     "meth_loading": 0.7,
     "meth_noise": 0.3,
@@ -54,6 +54,8 @@ DEFAULT_SIGNAL: dict[str, float] = {
     "cnv_noise": 0.08,
     # context (mutations): logit = -2.5 + ctx @ M
     "ctx_loading": 1.2,
+    # planted teacher signal: rna.obsm["transcriptomic_context"] = tanh-MLP(pathway, prolif) + noise
+    "context_noise": 0.3,
     # survival log-hazard coefficients (per SD of the factor)
     "hazard_prolif": 0.5,
     "hazard_meth_state_0": 0.45,
@@ -76,6 +78,7 @@ N_CNV_FACTORS = 8
 N_CTX_FACTORS = 6
 N_RESIDUAL_FACTORS = 4
 N_STRUCTURAL_FEATURES = 32
+N_CONTEXT_FEATURES = 256
 _AMINO_ACIDS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
 
 
@@ -128,7 +131,9 @@ def synthetic_cohort(
         Raw negative-binomial counts (CSR, float32; library sizes log-normal around 30 million reads);
         ``var``: ``gene_symbol``, ``ensembl_id``, ``chromosome``, ``start``, ``is_hallmark``,
         ``in_proliferation_signature``, (``protein_sequence``); ``varm['structural_features']``: the
-        32-d gene-level structural features standing in for protein embeddings.
+        32-d gene-level structural features standing in for protein embeddings; ``obsm['transcriptomic_context']``:
+        a 256-d sample embedding standing in for what an informative transcriptomic foundation model
+        (Geneformer) gives. Both are planted teacher signals (see Notes), not computed from the counts.
     ``meth``
         Gene-level methylation beta values in (0, 1) (patients with multi-omics only).
     ``cnv``
@@ -167,6 +172,13 @@ def synthetic_cohort(
       RNA therefore informs methylation only through regional programs spread over all chromosomes.
     - CNV: 8 factors loading on 46 chromosome-arm segments; CNV acts on RNA only through dosage.
     - mutations: logistic in 6 context factors, independent of everything RNA sees.
+    - planted teacher signals: ``structural_features`` are what an ideal protein model would return for each
+      gene (the residual programs act through them, so the expression-weighted fingerprint carries the residual
+      programs); ``transcriptomic_context`` is a fixed random two-layer tanh network applied to the patient's
+      standardised pathway activities and proliferation, plus Gaussian noise (``context_noise``), i.e. what a
+      foundation model that understood the transcriptome would summarise. The tiny random checkpoints of
+      :func:`tiny_geneformer_checkpoint` / :func:`tiny_esm2_checkpoint` carry no such information; use these
+      planted signals to check that CFMD distils what its teachers know.
     - survival: Weibull (shape 1.3, median about 3 years at zero log-hazard) with log-hazard
       ``hazard_prolif`` x proliferation + :data:`SURVIVAL_PATHWAYS` + methylation state 0/1 + CNV factor 0
       + context factor 0 + cancer-type baseline; uniform administrative censoring over 1-10 years.
@@ -288,6 +300,13 @@ def synthetic_cohort(
         var["protein_sequence"] = _protein_sequences(n_genes, rng_genes)
     rna = ad.AnnData(X=X, obs=obs.copy(), var=var)
     rna.varm["structural_features"] = structural.astype(np.float32)
+    programs = np.hstack([pathway, prolif])
+    programs = (programs - programs.mean(0)) / programs.std(0)
+    w1 = rng_genes.standard_normal((programs.shape[1], 128)) / np.sqrt(programs.shape[1])
+    w2 = rng_genes.standard_normal((128, N_CONTEXT_FEATURES)) / np.sqrt(128)
+    context = np.tanh(programs @ w1) @ w2
+    context += strengths["context_noise"] * context.std() * rng_patients.standard_normal(context.shape)
+    rna.obsm["transcriptomic_context"] = context.astype(np.float32)
     rna.uns["scale"] = "counts"
 
     # ------------------------------------------------------------------ other modalities

@@ -1,3 +1,20 @@
 """scvi-tools models: StructuredVAE, CFMD and baselines."""
 
-__all__: list[str] = []
+from ._cfmd import CFMD
+from ._cfmd_module import CFMDModule
+from ._latent_imputer import ImputerTrainingPlan, LatentImputerMixin
+from ._latent_regressor import LatentRegressor, LatentRegressorModule, mlp_parameter_count, mlp_width_for_parameters
+from ._structured_vae import DEFAULT_MODALITIES, StructuredVAE
+
+__all__ = [
+    "CFMD",
+    "DEFAULT_MODALITIES",
+    "CFMDModule",
+    "ImputerTrainingPlan",
+    "LatentImputerMixin",
+    "LatentRegressor",
+    "LatentRegressorModule",
+    "StructuredVAE",
+    "mlp_parameter_count",
+    "mlp_width_for_parameters",
+]

@@ -17,19 +17,41 @@ class MaskedLinear(nn.Module):
     bias
         Add a learned bias per output.
     init_scale
-        Standard deviation of the initial weights.
+        Standard deviation of the initial weights (their typical size when ``nonnegative``).
+    nonnegative
+        Constrain the weights to be >= 0 (softplus parametrisation): an input can only co-regulate its genes
+        in one direction, as a gene-set program does.
     """
 
-    def __init__(self, mask: np.ndarray | torch.Tensor, *, bias: bool = False, init_scale: float = 0.01) -> None:
+    def __init__(
+        self,
+        mask: np.ndarray | torch.Tensor,
+        *,
+        bias: bool = False,
+        init_scale: float = 0.01,
+        nonnegative: bool = False,
+    ) -> None:
         super().__init__()
         mask = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
         self.register_buffer("mask", mask)
-        self.weight = nn.Parameter(torch.randn(mask.shape) * init_scale)
+        self.nonnegative = nonnegative
+        if nonnegative:
+            # softplus(raw) ~ init_scale at initialisation
+            raw = np.log(np.expm1(init_scale)) + 0.1 * torch.randn(mask.shape)
+            self.raw_weight = nn.Parameter(raw.float())
+        else:
+            self.raw_weight = nn.Parameter(torch.randn(mask.shape) * init_scale)
         self.bias = nn.Parameter(torch.zeros(mask.shape[1])) if bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective (masked) weight, ``(n_in, n_out)``."""
+        raw = nn.functional.softplus(self.raw_weight) if self.nonnegative else self.raw_weight
+        return raw * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, n_in)`` -> ``(batch, n_out)``."""
-        out = x @ (self.weight * self.mask)
+        out = x @ self.weight
         return out if self.bias is None else out + self.bias
 
 

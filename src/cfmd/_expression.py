@@ -1,0 +1,64 @@
+"""Declared scales of RNA matrices and the checks that hold users to their declaration.
+
+TCGA RNA comes as raw counts (GDC), as log2(normalised + 1) (UCSC Xena's RSEM/FPKM matrices) or as
+z-scores / centred log values (cBioPortal, some Xena hubs). cfmd never guesses: the user declares the
+scale, and a declaration the values contradict is an error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from ._validation import InvalidInputError, check_choice, check_counts, check_finite
+
+__all__ = ["RNA_SCALES", "check_expression_scale"]
+
+#: Accepted RNA scales: ``counts`` (raw read counts, negative-binomial likelihood), ``log2``
+#: (log2(x + 1) of normalised expression, Gaussian likelihood), ``zscore`` (standardised or centred
+#: log expression, Gaussian likelihood).
+RNA_SCALES = ("counts", "log2", "zscore")
+
+
+def _values(X) -> np.ndarray:
+    return np.asarray(X.data if sparse.issparse(X) else X)
+
+
+def check_expression_scale(X, scale: str, field: str) -> None:
+    """Check that the values of ``X`` are compatible with the declared ``scale``.
+
+    Parameters
+    ----------
+    X
+        Patients x genes matrix (dense or sparse).
+    scale
+        One of :data:`RNA_SCALES`.
+    field
+        Name of the field for error messages (e.g. ``"mdata['rna'].X"``).
+    """
+    check_choice(scale, "rna_scale", RNA_SCALES)
+    if scale == "counts":
+        check_counts(X, field)
+        return
+    check_finite(X, field)
+    values = _values(X)
+    if values.size == 0:
+        return
+    vmin, vmax = float(values.min()), float(values.max())
+    is_integer = values.dtype.kind in "iub" or bool(np.all(values == np.round(values)))
+    if scale == "log2":
+        if vmin < -1e-6:
+            raise InvalidInputError(
+                f"{field} was declared as log2(x + 1) expression but has negative values (minimum {vmin:g}); "
+                "centred or standardised values need `rna_scale='zscore'`."
+            )
+        if vmax > 40 or (is_integer and vmax > 100):
+            raise InvalidInputError(
+                f"{field} was declared as log2(x + 1) expression but reaches {vmax:g}, which is not a log2 value; "
+                "raw counts need `rna_scale='counts'`."
+            )
+    elif scale == "zscore" and vmin >= 0 and is_integer and vmax > 1:
+        raise InvalidInputError(
+            f"{field} was declared as z-scores but holds only non-negative integers (maximum {vmax:g}), "
+            "i.e. raw counts; declare `rna_scale='counts'`."
+        )

@@ -1,0 +1,275 @@
+"""LatentRegressor: an MLP from RNA to the latent (the PESD StudentEncoder and matched-capacity baselines)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import torch
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data._constants import _SETUP_ARGS_KEY
+from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+
+from .._layout import LatentLayout
+from .._validation import InvalidInputError, check_positive_int, describe_examples
+from ._cfmd_module import log_normalise
+from ._latent_imputer import (
+    LATENT_KEY,
+    ImputerTrainingPlan,
+    LatentImputerMixin,
+    make_split,
+    register_imputer_fields,
+    validate_imputer_setup,
+)
+from .nn import ScatterAssignment
+
+__all__ = ["LatentRegressor", "LatentRegressorModule", "mlp_parameter_count", "mlp_width_for_parameters"]
+
+
+def mlp_parameter_count(n_in: int, n_out: int, n_hidden: int, n_layers: int) -> int:
+    """Parameters of ``n_layers`` hidden ``Linear`` layers of width ``n_hidden`` plus a linear output layer."""
+    widths = [n_in, *([n_hidden] * n_layers), n_out]
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def mlp_width_for_parameters(n_params: int, n_in: int, n_out: int, n_layers: int) -> int:
+    """The hidden width whose MLP has the parameter count closest to ``n_params``."""
+    low, high = 1, 1 << 16
+    while low < high:
+        mid = (low + high) // 2
+        if mlp_parameter_count(n_in, n_out, mid, n_layers) < n_params:
+            low = mid + 1
+        else:
+            high = mid
+    candidates = [max(low - 1, 1), low]
+    return min(candidates, key=lambda w: abs(mlp_parameter_count(n_in, n_out, w, n_layers) - n_params))
+
+
+class LatentRegressorModule(BaseModuleClass):
+    """MLP on the standardised log-expression of all genes, predicting chosen slices (global MSE).
+
+    Parameters
+    ----------
+    layout
+        The latent layout.
+    n_genes
+        Number of RNA features.
+    rna_scale
+        ``"counts"``, ``"log2"`` or ``"zscore"``.
+    predicted_slices
+        Slices the MLP predicts (the others are written as 0).
+    n_hidden, n_layers, dropout
+        MLP architecture (``Linear -> GELU -> Dropout`` per hidden layer).
+    """
+
+    def __init__(
+        self,
+        *,
+        layout: LatentLayout,
+        n_genes: int,
+        rna_scale: str,
+        predicted_slices: Sequence[str],
+        n_hidden: int = 1024,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.layout, self.rna_scale = layout, rna_scale
+        self.register_buffer("gene_mean", torch.zeros(n_genes))
+        self.register_buffer("gene_std", torch.ones(n_genes))
+        self.register_buffer("latent_mean", torch.zeros(layout.n_dims))
+        self.register_buffer("latent_std", torch.ones(layout.n_dims))
+        predicted = set(predicted_slices)
+        effective = LatentLayout(
+            type(s)(s.name, s.start, s.stop, "predicted" if s.name in predicted else "zero", s.groups) for s in layout
+        )
+        self.assignment = ScatterAssignment(effective)
+        layers: list[nn.Module] = []
+        width = n_genes
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, n_hidden), nn.GELU(), nn.Dropout(dropout)]
+            width = n_hidden
+        layers.append(nn.Linear(width, int(self.assignment.index.numel())))
+        self.mlp = nn.Sequential(*layers)
+
+    @property
+    def predicted_slices(self) -> list[str]:
+        """Slices the module writes."""
+        return list(self.assignment.assigned_slices)
+
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
+        return {"x": tensors[REGISTRY_KEYS.X_KEY]}
+
+    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
+        return {}
+
+    @auto_move_data
+    def inference(self, x: torch.Tensor, **kwargs) -> dict:
+        """``(batch, n_genes)`` RNA -> ``{"z": (batch, n_dims)}`` standardised latent (0 outside predicted slices)."""
+        standardised = (log_normalise(x, self.rna_scale) - self.gene_mean) / self.gene_std
+        flat = self.mlp(standardised)
+        outputs, start = {}, 0
+        for name in self.assignment.assigned_slices:
+            dim = self.layout[name].dim
+            outputs[name] = flat[:, start : start + dim]
+            start += dim
+        return {"z": self.assignment(outputs)}
+
+    def generative(self, **kwargs) -> dict:
+        """No generative model."""
+        return {}
+
+    def loss(self, tensors: dict, inference_outputs: dict, generative_outputs: dict, **kwargs) -> LossOutput:
+        """Global MSE over all predicted dimensions of the standardised latent."""
+        target = (tensors[LATENT_KEY] - self.latent_mean) / self.latent_std
+        observed = torch.isfinite(target).all(dim=1)
+        index = self.assignment.index
+        diff = inference_outputs["z"][observed][:, index] - target[observed][:, index]
+        per_obs = diff.square().mean(dim=1)
+        return LossOutput(
+            loss=per_obs.mean(), reconstruction_loss={"latent_mse": per_obs}, n_obs_minibatch=int(observed.sum())
+        )
+
+    @torch.no_grad()
+    def fit_normalisation(self, x: torch.Tensor, latent: torch.Tensor, geneformer: torch.Tensor | None) -> None:
+        """Set the RNA and latent standardisation from the training patients."""
+        log_expr = log_normalise(x, self.rna_scale)
+        self.gene_mean.copy_(log_expr.mean(0))
+        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
+        self.latent_mean.copy_(latent.mean(0))
+        self.latent_std.copy_(latent.std(0).clamp_min(1e-6))
+
+    def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
+        """Undo the standardisation on predicted dimensions; the others stay exactly 0."""
+        out = torch.zeros_like(z)
+        index = self.assignment.index
+        out[:, index] = z[:, index] * self.latent_std[index] + self.latent_mean[index]
+        return out
+
+    @torch.inference_mode()
+    def sample(self, *args, **kwargs):  # pragma: no cover
+        """Not a generative model."""
+        raise NotImplementedError("LatentRegressor is not a generative model.")
+
+
+class LatentRegressor(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
+    """A plain MLP from RNA expression to the latent, trained on the mean squared error of the chosen slices.
+
+    Two baselines of the paper are configurations of it:
+
+    - the **PESD StudentEncoder**: high capacity (2 x 1,024 hidden units), predicting *every* slice of the latent
+      on the global MSE (``slices=None``), without slice-specific constraints;
+    - the **matched-capacity MLP**: predicting the slices CFMD imputes, with as many parameters as CFMD's
+      trainable parts and no foundation-model inputs (see :func:`mlp_width_for_parameters`).
+
+    It shares CFMD's protocol: patient split (:attr:`split_`), training-split normalisation, AdamW with warm-up
+    and cosine annealing, early stopping on the validation loss.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    layout
+        The latent's layout (default: stored next to the latent).
+    slices
+        Slices to predict (default: all).
+    n_hidden, n_layers, dropout
+        MLP architecture.
+    split_key, split_fractions, seed
+        As for :class:`~cfmd.models.CFMD`.
+    """
+
+    _training_plan_cls = ImputerTrainingPlan
+
+    def __init__(
+        self,
+        mdata: MuData,
+        *,
+        layout: LatentLayout | Mapping | None = None,
+        slices: Sequence[str] | None = None,
+        n_hidden: int = 1024,
+        n_layers: int = 2,
+        dropout: float = 0.1,
+        split_key: str | None = "cfmd_split",
+        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 42,
+    ) -> None:
+        super().__init__(mdata)
+        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        latent_key = args["latent_key"]
+        if layout is None:
+            layout_obj = LatentLayout.from_mudata(mdata, latent_key)
+        else:
+            layout_obj = layout if isinstance(layout, LatentLayout) else LatentLayout.from_dict(layout)
+        layout_obj.check_width(mdata.obsm[latent_key].shape[1], field=f"mdata.obsm[{latent_key!r}]")
+        slices = list(layout_obj.names if slices is None else slices)
+        unknown = [s for s in slices if s not in layout_obj]
+        if unknown or not slices:
+            raise InvalidInputError(
+                f"`slices` must name slices of the layout ({layout_obj.names}); got {describe_examples(unknown or slices)}."
+            )
+        check_positive_int(n_hidden, "n_hidden")
+        check_positive_int(n_layers, "n_layers")
+        self.module = LatentRegressorModule(
+            layout=layout_obj,
+            n_genes=mdata.mod[args["rna_key"]].n_vars,
+            rna_scale=args["rna_scale"],
+            predicted_slices=slices,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout=dropout,
+        )
+        self.layout = layout_obj
+        self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)
+        self._model_summary_string = (
+            f"LatentRegressor: MLP {n_layers} x {n_hidden} from {mdata.mod[args['rna_key']].n_vars} genes to slices "
+            f"{slices}"
+        )
+        layout = layout_obj.to_dict()
+        self.init_params_ = self._get_init_params(locals())
+
+    @classmethod
+    def setup_anndata(cls, adata, **kwargs):
+        """Not supported: use :meth:`setup_mudata`."""
+        raise NotImplementedError("LatentRegressor works on MuData; use `LatentRegressor.setup_mudata(mdata, ...)`.")
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        *,
+        latent_key: str = "X_structured",
+        rna_key: str = "rna",
+        rna_layer: str | None = None,
+        rna_scale: Literal["counts", "log2", "zscore"] = "counts",
+        **kwargs,
+    ) -> None:
+        """Register RNA and the target latent (validated first; nothing changes on error).
+
+        Parameters
+        ----------
+        mdata
+            MuData with RNA for every patient.
+        latent_key
+            ``mdata.obsm`` key of the target latent (NaN rows: not observed).
+        rna_key, rna_layer, rna_scale
+            The RNA modality, its layer and declared scale.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        validate_imputer_setup(mdata, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale)
+        setup_method_args = cls._get_setup_method_args(**locals())
+        register_imputer_fields(
+            cls,
+            mdata,
+            setup_method_args,
+            latent_key=latent_key,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            geneformer_key=None,
+            **kwargs,
+        )

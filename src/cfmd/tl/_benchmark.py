@@ -1,0 +1,329 @@
+"""``cfmd.tl.benchmark``: the paper's Tables 1-3 on any cohort, every method on the identical split."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._layout import LatentLayout
+from .._logging import logger
+from .._validation import InvalidInputError, check_obsm, describe_examples
+from ._evaluate import score_methods, survival_data
+from ._methods import METHODS, MethodContext, get_method
+from ._split import split_indices
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+__all__ = ["DEFAULT_METHODS", "benchmark", "format_markdown", "write_benchmark"]
+
+#: Methods of the paper's Tables 1-3, in run order.
+DEFAULT_METHODS = (
+    "zero_mask",
+    "cfmd",
+    "pesd",
+    "ridge",
+    "poe_rna_only",
+    "matched_mlp",
+    "cfmd_no_esm",
+    "cfmd_no_geneformer",
+    "cfmd_no_ortho",
+    "cfmd_shared_trunk",
+    "pointwise_meth_mlp",
+)
+_TEACHER = {
+    "rna": "RNA-derived",
+    "geneformer": "Geneformer",
+    "esm": "ESM-2",
+    "regional_methylation": "Regional Decoder",
+    "zero": "Zero-mask",
+}
+
+
+def benchmark(
+    mdata: MuData,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    seeds: Sequence[int] = (42, 123, 456),
+    latent_key: str = "X_structured",
+    split_key: str = "cfmd_split",
+    rna_key: str = "rna",
+    rna_layer: str | None = None,
+    rna_scale: str = "counts",
+    geneformer_key: str | None = "X_geneformer",
+    gene_embedding_key: str | None = "X_esm2",
+    rna_only_key: str | None = None,
+    time_key: str = "os_time",
+    event_key: str = "os_event",
+    cancer_type_key: str = "cancer_type",
+    max_epochs: int = 200,
+    cfmd_kwargs: Mapping | None = None,
+    train_kwargs: Mapping | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    bootstrap_seed: int = 0,
+    key_added: str = "cfmd_benchmark",
+) -> dict[str, pd.DataFrame]:
+    """Run CFMD, its ablations and the baselines on the identical split and score them like the paper.
+
+    Every method is trained on the ``train`` patients of ``split_key`` (monitored on ``validation``) once per
+    seed, and imputes the ``test`` patients from RNA alone. Scores are computed on the same test patients and
+    bootstrap resamples for every method and averaged over seeds (:func:`score_methods`). Training happens on a
+    copy of ``mdata``; only the results are written back.
+
+    Parameters
+    ----------
+    mdata
+        MuData with the observed latent (``latent_key`` + layout), teacher embeddings, the RNA-only posterior for
+        the PoE baseline, survival and cancer type in ``.obs`` and the split column (:func:`split_patients`).
+    methods
+        Names from :data:`cfmd.tl.METHODS`; ``"matched_mlp"`` needs ``"cfmd"`` (for its parameter count).
+    seeds
+        Training seeds (the paper's 42, 123, 456).
+    latent_key, split_key, rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key, rna_only_key
+        Data locations (see :func:`impute` and :class:`MethodContext`).
+    time_key, event_key, cancer_type_key
+        ``.obs`` columns for the survival utility.
+    max_epochs
+        Maximum epochs of the neural methods (200 in the paper; early stopping, patience 40).
+    cfmd_kwargs
+        Extra keyword arguments of every :class:`~cfmd.models.CFMD` (e.g. ``{"rmd_kwargs": {...}}``).
+    train_kwargs
+        Extra keyword arguments of every ``train`` call.
+    n_boot, ci, bootstrap_seed
+        Bootstrap settings.
+    key_added
+        ``.uns`` key of the results.
+
+    Returns
+    -------
+    ``{"table1", "table2", "table3", "slices", "per_cancer_type", "timing"}`` DataFrames: Table 1 (per-slice
+    fidelity of CFMD, with the point-wise methylation MLP), Table 2 (reconstruction-utility paradox: zero-mask vs
+    PESD, difference to zero-mask), Table 3 (every method: latent :math:`R^2`, C-index, difference to CFMD with
+    Bonferroni-adjusted p-values), all slices of all methods, the per-cancer-type breakdown and wall times.
+    Also written to ``mdata.uns[key_added]`` (with ``params``); see :func:`write_benchmark` for CSV/Markdown.
+    """
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidInputError(
+            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
+        )
+    if len(set(methods)) != len(methods):
+        raise InvalidInputError("`methods` must not repeat a method.")
+    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
+        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise InvalidInputError("`seeds` must list at least one seed.")
+    truth_all = check_obsm(mdata, latent_key, field="mdata")
+    layout = LatentLayout.from_mudata(mdata, latent_key)
+    layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
+    parts = split_indices(mdata, split_key)
+    observed = np.isfinite(truth_all).all(axis=1)
+    rows = {k: v[observed[v]] for k, v in parts.items() if k != "rna_only"}
+    if min(len(v) for v in rows.values()) < 3:
+        raise InvalidInputError(
+            f"Each split needs >= 3 patients with an observed latent; got { ({k: len(v) for k, v in rows.items()}) }."
+        )
+    surv = survival_data(
+        mdata, latent_key, rows, time_key=time_key, event_key=event_key, cancer_type_key=cancer_type_key
+    )
+
+    work = mdata.copy()
+    predictions: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    timing = []
+    test = rows["test"]
+    for seed in seeds:
+        context = MethodContext(
+            mdata=work, latent_key=latent_key, layout=layout, split_key=split_key, seed=seed, rna_key=rna_key,
+            rna_layer=rna_layer, rna_scale=rna_scale, geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key, max_epochs=max_epochs,
+            cfmd_kwargs=dict(cfmd_kwargs or {}), train_kwargs=dict(train_kwargs or {}),
+        )  # fmt: skip
+        for name in methods:
+            start = time.perf_counter()
+            predictions[name].append(get_method(name).fit_predict(context)[test])
+            timing.append({"method": name, "seed": seed, "seconds": time.perf_counter() - start})
+    cancer = mdata.obs[cancer_type_key].astype(str).to_numpy()[test]
+    truth = truth_all[test]
+    imputing = [m for m in methods if METHODS[m].imputes]
+    main = [m for m in methods if m != "pointwise_meth_mlp"]
+    reference = "cfmd" if "cfmd" in main else main[0]
+    scored = score_methods(
+        truth, {m: predictions[m] for m in main}, layout, cancer_type=cancer, survival=surv, reference=reference,
+        imputing=imputing, n_boot=n_boot, ci=ci, seed=bootstrap_seed,
+    )  # fmt: skip
+    all_slices = scored["slices"]
+    if "pointwise_meth_mlp" in methods:
+        pointwise = score_methods(
+            truth, {"pointwise_meth_mlp": predictions["pointwise_meth_mlp"]}, layout, cancer_type=cancer,
+            n_boot=n_boot, ci=ci, seed=bootstrap_seed,
+        )["slices"]  # fmt: skip
+        all_slices = pd.concat([all_slices, pointwise], ignore_index=True)
+    summary = scored["summary"]
+    labels = {m: METHODS[m].label for m in methods}
+
+    table2 = None
+    if "zero_mask" in main and "pesd" in main:
+        paradox = score_methods(
+            truth, {m: predictions[m] for m in ("zero_mask", "pesd")}, layout, cancer_type=cancer, survival=surv,
+            reference="zero_mask", imputing=["pesd"], n_boot=n_boot, ci=ci, seed=bootstrap_seed,
+        )["summary"]  # fmt: skip
+        table2 = _table(paradox, labels, delta_name="delta_c_index_vs_zero_mask", with_p=False)
+    result = {
+        "table1": _table1(all_slices, layout, methods),
+        "table2": table2 if table2 is not None else pd.DataFrame(),
+        "table3": _table(summary, labels, delta_name="delta_c_index_vs_cfmd", with_p=True),
+        "slices": all_slices,
+        "per_cancer_type": scored["per_cancer_type"],
+        "timing": pd.DataFrame(timing),
+    }
+    mdata.uns[key_added] = {
+        **result,
+        "params": {
+            "methods": np.array(methods, dtype=object),
+            "seeds": np.array(seeds),
+            "latent_key": latent_key,
+            "split_key": split_key,
+            "n_test": int(test.size),
+            "n_train": int(rows["train"].size),
+            "max_epochs": int(max_epochs),
+            "n_boot": int(n_boot),
+            "reference": reference,
+        },
+    }
+    logger.info("benchmark: %d methods x %d seeds done.", len(methods), len(seeds))
+    return result
+
+
+def _table1(slices: pd.DataFrame, layout: LatentLayout, methods: Sequence[str]) -> pd.DataFrame:
+    """Per-slice reconstruction fidelity (Table 1): CFMD's slices, the point-wise methylation MLP next to meth."""
+    rows = []
+    cfmd = slices[slices["method"] == "cfmd"].set_index("slice") if "cfmd" in methods else None
+    for s in layout:
+        if s.strategy == "regional_methylation" and "pointwise_meth_mlp" in methods:
+            point = slices[(slices["method"] == "pointwise_meth_mlp") & (slices["slice"] == s.name)].iloc[0]
+            rows.append(_slice_row(f"{s.name} (point)", s.dim, "Point-wise MLP", point))
+        if cfmd is None:
+            continue
+        label = f"{s.name} (region)" if s.strategy == "regional_methylation" else s.name
+        row = cfmd.loc[s.name]
+        rows.append(_slice_row(label, s.dim, _TEACHER.get(s.strategy, s.strategy), row, pearson=s.dim == 1))
+    if cfmd is not None:
+        for kind, label in (("macro", "Macro (imputed slices)"), ("full", "Full latent")):
+            row = slices[(slices["method"] == "cfmd") & (slices["kind"] == kind)].iloc[0]
+            rows.append(_slice_row(label, row["dims"], "CFMD", row))
+    return pd.DataFrame(rows)
+
+
+def _slice_row(name, dims, method, row, *, pearson: bool = False) -> dict:
+    out = {"slice": name, "dims": dims, "teacher_or_method": method, "r2": row["r2"], "r2_low": row["r2_low"]}
+    out["r2_high"] = row["r2_high"]
+    if pearson:
+        out.update(pearson_r=row["pearson_r"], pearson_r_low=row["pearson_r_low"], pearson_r_high=row["pearson_r_high"])
+    return out
+
+
+def _table(summary: pd.DataFrame, labels: Mapping[str, str], *, delta_name: str, with_p: bool) -> pd.DataFrame:
+    table = summary.copy()
+    table.insert(1, "label", [labels.get(m, m) for m in table["method"]])
+    rename = {
+        "delta_c_index": delta_name,
+        "delta_c_index_low": f"{delta_name}_low",
+        "delta_c_index_high": f"{delta_name}_high",
+    }
+    table = table.rename(columns=rename)
+    if not with_p:
+        table = table.drop(columns=[c for c in ("p_value", "p_adjusted", "delta_latent_r2") if c in table])
+    return table.reset_index(drop=True)
+
+
+def _fmt(value, low=None, high=None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "N/A"
+    text = f"{value:.{digits}f}"
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return text
+
+
+def format_markdown(table: pd.DataFrame) -> str:
+    """A Markdown rendering of a benchmark table, values with their intervals as ``0.774 [0.760, 0.788]``."""
+    if table.empty:
+        return "(empty)\n"
+    columns, cells = [], []
+    used = set()
+    for col in table.columns:
+        if col in used or col.endswith(("_low", "_high")):
+            continue
+        low, high = f"{col}_low", f"{col}_high"
+        columns.append(col)
+        used.add(col)
+        if low in table and high in table:
+            cells.append([_fmt(v, lo, hi) for v, lo, hi in zip(table[col], table[low], table[high])])
+        elif table[col].dtype.kind == "f":
+            cells.append([_fmt(v) if col not in ("p_value", "p_adjusted") else _p(v) for v in table[col]])
+        else:
+            cells.append([str(v) for v in table[col]])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    for i in range(len(table)):
+        lines.append("| " + " | ".join(cell[i] for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _p(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "—"
+    return f"{value:.3g}"
+
+
+def write_benchmark(
+    result: Mapping[str, pd.DataFrame], directory: str | PathLike, *, overwrite: bool = False
+) -> list[Path]:
+    """Write every table of :func:`benchmark` as CSV and Markdown (``tables.md``) into ``directory``.
+
+    Parameters
+    ----------
+    result
+        What :func:`benchmark` returned (or ``mdata.uns[key]``).
+    directory
+        Output folder (created).
+    overwrite
+        Replace existing files.
+
+    Returns
+    -------
+    The paths written.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    titles = {
+        "table1": "Table 1: per-slice reconstruction fidelity (held-out test patients)",
+        "table2": "Table 2: the reconstruction-utility paradox",
+        "table3": "Table 3: downstream utility and ablations (difference to CFMD, Bonferroni-adjusted p)",
+    }
+    markdown = []
+    for name, table in result.items():
+        if not isinstance(table, pd.DataFrame):
+            continue
+        path = directory / f"{name}.csv"
+        if path.exists() and not overwrite:
+            raise InvalidInputError(f"{path} exists; pass overwrite=True to replace it.")
+        table.to_csv(path, index=False)
+        written.append(path)
+        if name in titles:
+            markdown.append(f"## {titles[name]}\n\n{format_markdown(table)}")
+    md_path = directory / "tables.md"
+    if md_path.exists() and not overwrite:
+        raise InvalidInputError(f"{md_path} exists; pass overwrite=True to replace it.")
+    md_path.write_text("\n".join(markdown))
+    written.append(md_path)
+    return written
