@@ -28,3 +28,21 @@ def small_cohort():
     from cfmd.datasets import synthetic_cohort
 
     return synthetic_cohort(n_patients=300, n_genes=400, n_cancer_types=3, frac_rna_only=0.2, seed=7)
+
+
+@pytest.fixture(scope="session")
+def latent_cohort_session():
+    """Synthetic cohort (500 x 500) with a patient split and a fitted StructuredVAE latent. Do not modify: copy."""
+    from cfmd.datasets import synthetic_cohort
+    from cfmd.tl import fit_latent, split_patients
+
+    mdata = synthetic_cohort(n_patients=500, n_genes=500, n_cancer_types=3, seed=3)
+    split_patients(mdata, seed=0)
+    fit_latent(mdata, max_epochs=60, seed=0, train_kwargs={"enable_progress_bar": False})
+    return mdata
+
+
+@pytest.fixture
+def latent_cohort(latent_cohort_session):
+    """A fresh copy of :func:`latent_cohort_session`, safe to modify."""
+    return latent_cohort_session.copy()

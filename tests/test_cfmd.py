@@ -14,16 +14,9 @@ SMALL_RMD = {"d_model": 32, "d_feedforward": 64, "d_gene_hidden": 64, "n_heads":
 PLANTED = {"geneformer_key": "transcriptomic_context", "gene_embedding_key": "structural_features"}
 
 
-def _cohort(n_patients=500, n_genes=500, seed=3):
-    mdata = cfmd.datasets.synthetic_cohort(n_patients=n_patients, n_genes=n_genes, n_cancer_types=3, seed=seed)
-    cfmd.tl.split_patients(mdata, seed=0)
-    cfmd.tl.fit_latent(mdata, max_epochs=60, seed=0, train_kwargs={"enable_progress_bar": False})
-    return mdata
-
-
 @pytest.fixture(scope="module")
-def cohort():
-    return _cohort()
+def cohort(latent_cohort_session):
+    return latent_cohort_session
 
 
 @pytest.fixture(scope="module")

@@ -268,8 +268,12 @@ def format_markdown(table: pd.DataFrame) -> str:
         used.add(col)
         if low in table and high in table:
             cells.append([_fmt(v, lo, hi) for v, lo, hi in zip(table[col], table[low], table[high])])
+        elif col in ("p_value", "p_adjusted"):
+            cells.append([_p(v) for v in table[col]])
+        elif table[col].dtype.kind == "f" and np.all(np.isnan(table[col]) | (table[col] == np.round(table[col]))):
+            cells.append(["—" if np.isnan(v) else str(int(v)) for v in table[col]])
         elif table[col].dtype.kind == "f":
-            cells.append([_fmt(v) if col not in ("p_value", "p_adjusted") else _p(v) for v in table[col]])
+            cells.append([_fmt(v) for v in table[col]])
         else:
             cells.append([str(v) for v in table[col]])
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
