@@ -3,13 +3,15 @@
 Sub-packages follow scanpy's layout: :mod:`cfmd.pp` (tokenisation and teacher embeddings),
 :mod:`cfmd.tl` (fit, impute, evaluate, audit), :mod:`cfmd.pl` (plots), :mod:`cfmd.models`
 (scvi-tools models) and :mod:`cfmd.datasets` (synthetic cohort, TCGA/Xena loaders, references).
+Sub-packages are imported on first use, so ``import cfmd`` stays fast (torch and scvi-tools load only
+when a model or a teacher is needed).
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 import mudata as _mudata
 
-from . import datasets, models, pl, pp, tl
 from ._layout import STRATEGIES, LatentLayout, Slice
 from ._validation import InvalidInputError
 
@@ -22,4 +24,18 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["STRATEGIES", "InvalidInputError", "LatentLayout", "Slice", "datasets", "models", "pl", "pp", "tl"]
+_SUBPACKAGES = ("datasets", "models", "pl", "pp", "tl")
+
+__all__ = ["STRATEGIES", "InvalidInputError", "LatentLayout", "Slice", *_SUBPACKAGES]
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBPACKAGES])
