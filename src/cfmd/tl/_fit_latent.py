@@ -88,10 +88,10 @@ def fit_latent(
 
     Examples
     --------
-    >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=300, n_genes=500)
-    >>> vae = cfmd.tl.fit_latent(mdata, max_epochs=5)  # doctest: +SKIP
-    >>> mdata.obsm["X_structured"].shape  # doctest: +SKIP
-    (300, 328)
+    >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=100, n_genes=300)
+    >>> vae = cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs={"enable_progress_bar": False})
+    >>> mdata.obsm["X_structured"].shape, mdata.obsm["X_structured_rna_only"].shape
+    ((100, 328), (100, 328))
     """
     import scvi
 

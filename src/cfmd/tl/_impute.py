@@ -96,9 +96,20 @@ def impute(
 
     Examples
     --------
-    >>> model = cfmd.tl.impute(mdata)  # doctest: +SKIP
-    >>> mdata.obsm["X_cfmd"].shape  # doctest: +SKIP
-    (1200, 328)
+    A quick run on the synthetic cohort, with its planted teacher signals as teacher embeddings:
+
+    >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300)
+    >>> _ = cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs={"enable_progress_bar": False})
+    >>> model = cfmd.tl.impute(
+    ...     mdata,
+    ...     geneformer_key="transcriptomic_context",
+    ...     gene_embedding_key="structural_features",
+    ...     max_epochs=2,
+    ...     model_kwargs={"rmd_kwargs": {"d_model": 16, "d_feedforward": 32}},
+    ...     train_kwargs={"enable_progress_bar": False},
+    ... )
+    >>> mdata.obsm["X_cfmd"].shape, mdata.uns["X_cfmd"]["provenance"]["cnv"]
+    ((120, 328), 'zero-masked')
     """
     import pandas as pd
     import scvi
