@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -40,9 +41,12 @@ def main() -> None:
     parser.add_argument("--vae-epochs", type=int, default=150)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--loco", choices=["strict", "fast", "none"], default="strict")
+    parser.add_argument("--loco-epochs", type=int, default=60, help="epoch cap of each of the 47 LOCO models")
     parser.add_argument("--paper-size-decoder", action="store_true")
     parser.add_argument("--out", default="paper_tables_output")
     args = parser.parse_args()
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s", level=logging.WARNING)
+    logging.getLogger("cfmd").setLevel(logging.INFO)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +77,7 @@ def main() -> None:
 
     if args.loco != "none":
         start = time.perf_counter()
-        cfmd.tl.loco_audit(mdata, mode=args.loco, max_epochs=args.max_epochs, cfmd_kwargs={"rmd_kwargs": rmd})
+        cfmd.tl.loco_audit(mdata, mode=args.loco, max_epochs=args.loco_epochs, cfmd_kwargs={"rmd_kwargs": rmd})
         timings["loco_s"] = time.perf_counter() - start
         loco = mdata.uns["cfmd_loco"]
         loco["per_chromosome"].to_csv(out / "loco_per_chromosome.csv", index=False)
