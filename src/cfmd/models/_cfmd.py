@@ -19,6 +19,7 @@ from ._latent_imputer import (
     LatentImputerMixin,
     make_split,
     register_imputer_fields,
+    resolve_layout,
     validate_imputer_setup,
 )
 from .nn import chromosome_indices
@@ -123,11 +124,7 @@ class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
             if unknown:
                 raise InvalidInputError(f"`masked_chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
             masked_chromosomes = [str(c).removeprefix("chr") for c in masked_chromosomes]
-        if layout is None:
-            layout_obj = LatentLayout.from_mudata(mdata, latent_key)
-        else:
-            layout_obj = layout if isinstance(layout, LatentLayout) else LatentLayout.from_dict(layout)
-        layout_obj.check_width(mdata.obsm[latent_key].shape[1], field=f"mdata.obsm[{latent_key!r}]")
+        layout_obj = resolve_layout(mdata, latent_key, layout)
         rna = mdata.mod[rna_key]
         symbols = (
             rna.var["gene_symbol"].astype(str).to_numpy() if "gene_symbol" in rna.var else rna.var_names.to_numpy()

@@ -171,6 +171,16 @@ def register_imputer_fields(
     cls.register_manager(manager)
 
 
+def resolve_layout(mdata, latent_key: str, layout) -> LatentLayout:
+    """The layout given (object or dict) or stored next to ``mdata.obsm[latent_key]``, checked against its width."""
+    if layout is None:
+        layout = LatentLayout.from_mudata(mdata, latent_key)
+    elif not isinstance(layout, LatentLayout):
+        layout = LatentLayout.from_dict(layout)
+    layout.check_width(mdata.obsm[latent_key].shape[1], field=f"mdata.obsm[{latent_key!r}]")
+    return layout
+
+
 def make_split(mdata, latent_key, split_key, fractions, seed) -> dict[str, np.ndarray]:
     """Patient-disjoint train / validation / test split (obs names) of the patients with an observed latent."""
     observed = np.isfinite(np.asarray(mdata.obsm[latent_key])).all(axis=1)

@@ -22,6 +22,7 @@ from ._latent_imputer import (
     LatentImputerMixin,
     make_split,
     register_imputer_fields,
+    resolve_layout,
     validate_imputer_setup,
 )
 from .nn import ScatterAssignment
@@ -200,11 +201,7 @@ class LatentRegressor(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelCl
         super().__init__(mdata)
         args = self.adata_manager.registry[_SETUP_ARGS_KEY]
         latent_key = args["latent_key"]
-        if layout is None:
-            layout_obj = LatentLayout.from_mudata(mdata, latent_key)
-        else:
-            layout_obj = layout if isinstance(layout, LatentLayout) else LatentLayout.from_dict(layout)
-        layout_obj.check_width(mdata.obsm[latent_key].shape[1], field=f"mdata.obsm[{latent_key!r}]")
+        layout_obj = resolve_layout(mdata, latent_key, layout)
         slices = list(layout_obj.names if slices is None else slices)
         unknown = [s for s in slices if s not in layout_obj]
         if unknown or not slices:
