@@ -141,6 +141,17 @@ def test_imputes_rna_only_patients_of_another_object(trained):
     np.testing.assert_allclose(out, mdata.obsm["X_cfmd"][:20], rtol=1e-5, atol=1e-5)
 
 
+def test_other_genes_are_a_clear_error(trained, tmp_path):
+    mdata, model = trained
+    fewer = md.MuData({"rna": mdata["rna"][:, 5:].copy()})
+    with pytest.raises(InvalidInputError, match="differ from the genes the model was trained on"):
+        model.get_imputed_latent(fewer)
+    model.save(tmp_path / "saved", overwrite=True)
+    with pytest.raises(InvalidInputError, match="does not fit `mdata`"):
+        cfmd.tl.impute(fewer, model=tmp_path / "saved")
+    assert "X_cfmd" not in fewer.obsm
+
+
 def test_same_seed_same_result(cohort):
     def run():
         mdata = cohort.copy()

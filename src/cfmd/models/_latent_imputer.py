@@ -338,8 +338,8 @@ class LatentImputerMixin:
         ``(n_patients, n_dims)`` imputed latent in the latent's units; slices the model does not write are 0.
         """
         self._check_if_trained(warn=False)
+        self._check_same_genes(self.adata if mdata is None else mdata)
         mdata = self._validate_anndata(mdata)
-        self._check_same_genes(mdata)
         loader = self._make_data_loader(adata=mdata, indices=indices, batch_size=batch_size, shuffle=False)
         self.module.eval()
         out = []
@@ -350,6 +350,8 @@ class LatentImputerMixin:
 
     def _check_same_genes(self, mdata: MuData) -> None:
         rna_key = self.adata_manager.registry[_SETUP_ARGS_KEY]["rna_key"]
+        if not isinstance(mdata, MuData) or rna_key not in mdata.mod:
+            raise InvalidInputError(f"`mdata` must be a MuData with an {rna_key!r} modality.")
         trained = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY)["column_names"]
         if not np.array_equal(np.asarray(trained), np.asarray(mdata.mod[rna_key].var_names)):
             raise InvalidInputError(

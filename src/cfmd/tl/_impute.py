@@ -164,7 +164,10 @@ def impute(
         source = str(model)
         if not Path(model).is_dir():
             raise InvalidInputError(f"`model` path {str(model)!r} is not a directory with a saved CFMD model.")
-        model = CFMD.load(str(model), adata=mdata)
+        try:
+            model = CFMD.load(str(model), adata=mdata)
+        except ValueError as err:  # scvi-tools' registry checks (genes, fields) -> one clear error
+            raise InvalidInputError(f"The CFMD model saved in {source!r} does not fit `mdata`: {err}") from None
     elif not isinstance(model, CFMD):
         raise InvalidInputError(
             f"`model` must be a CFMD model, a saved model directory or None; got {type(model).__name__}."
