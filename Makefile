@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cfmd demo
+	$(BIN)/cfmd demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

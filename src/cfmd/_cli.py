@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import io
 import logging
 import os
 import re
@@ -502,6 +503,15 @@ class _Console:
             return
         warnings.filterwarnings("ignore", category=PossibleUserWarning)
 
+    @contextlib.contextmanager
+    def library_output(self) -> Iterator[None]:
+        """Send what the training stack prints on stdout (scvi-tools' early-stopping notes) to stderr.
+
+        stdout stays for results; with ``--quiet`` the printed notes are dropped.
+        """
+        with contextlib.redirect_stdout(io.StringIO() if self.verbosity == "quiet" else sys.stderr):
+            yield
+
     def __exit__(self, *exc_info) -> None:
         self._warnings.__exit__(*exc_info)
         logger.removeHandler(self._handler)
@@ -721,7 +731,8 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     if model_dir is not None:
         logger.info("imputing with the saved model %s", model_dir)
         try:
-            tl.impute(mdata, model=model_dir, **options)
+            with args.console.library_output():
+                tl.impute(mdata, model=model_dir, **options)
         except InvalidInputError:
             raise
         except (ValueError, KeyError) as error:
@@ -730,11 +741,12 @@ def _cmd_impute(args: argparse.Namespace) -> int:
             ) from error
     else:
         logger.info("training CFMD on %s (up to %d epochs, seed %d)", input_path, args.max_epochs, args.seed)
-        tl.impute(
-            mdata, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_scale=args.rna_scale,
-            max_epochs=args.max_epochs, seed=args.seed, train_kwargs={"enable_progress_bar": False},
-            save_model=args.save_model, **options,
-        )  # fmt: skip
+        with args.console.library_output():
+            tl.impute(
+                mdata, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+                rna_scale=args.rna_scale, max_epochs=args.max_epochs, seed=args.seed,
+                train_kwargs={"enable_progress_bar": False}, save_model=args.save_model, **options,
+            )  # fmt: skip
         if args.save_model is not None:
             logger.info("saved the model to %s", args.save_model)
     _write_h5mu(mdata, out)
@@ -809,20 +821,22 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     timings = {}
     geneformer_key, gene_embedding_key = _optional_key(args.geneformer_key), _optional_key(args.gene_embedding_key)
     logger.info("benchmark: %d method(s) x %d seed(s) on %s", len(args.methods), len(args.seeds), input_path)
-    result = tl.benchmark(
-        mdata, methods=args.methods, seeds=args.seeds, latent_key=args.latent_key, split_key=args.split_key,
-        rna_scale=args.rna_scale, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
-        max_epochs=args.max_epochs, n_boot=args.n_boot,
-    )  # fmt: skip
+    with args.console.library_output():
+        result = tl.benchmark(
+            mdata, methods=args.methods, seeds=args.seeds, latent_key=args.latent_key, split_key=args.split_key,
+            rna_scale=args.rna_scale, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+            max_epochs=args.max_epochs, n_boot=args.n_boot,
+        )  # fmt: skip
     timings["benchmark"] = time.perf_counter() - start
     loco = None
     if args.loco != "none":
         step = time.perf_counter()
         logger.info("LOCO audit (%s mode, seed %d)", args.loco, args.seeds[0])
-        tl.loco_audit(
-            mdata, latent_key=args.latent_key, split_key=args.split_key, mode=args.loco, seed=args.seeds[0],
-            max_epochs=args.max_epochs, rna_scale=args.rna_scale,
-        )  # fmt: skip
+        with args.console.library_output():
+            tl.loco_audit(
+                mdata, latent_key=args.latent_key, split_key=args.split_key, mode=args.loco, seed=args.seeds[0],
+                max_epochs=args.max_epochs, rna_scale=args.rna_scale,
+            )  # fmt: skip
         loco = mdata.uns["cfmd_loco"]
         timings["LOCO audit"] = time.perf_counter() - step
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ._logging import logger
 
 #: CPU-sized Regional Methylation Decoder for the demo (the paper's widths: d_model 256, feed-forward 1024).
 DEMO_DECODER = {"d_model": 64, "d_feedforward": 256}
@@ -17,7 +18,7 @@ DEMO_LEARNING_RATE = 1e-3
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    logger.info(message)
 
 
 def run_demo(

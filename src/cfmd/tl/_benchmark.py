@@ -136,6 +136,14 @@ def benchmark(
         mdata, latent_key, rows, time_key=time_key, event_key=event_key, cancer_type_key=cancer_type_key
     )
 
+    check_context = MethodContext(
+        mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
+        geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
+    )  # fmt: skip
+    for name in methods:
+        if METHODS[name].check is not None:
+            METHODS[name].check(check_context)  # everything a method needs, before any method trains
+
     work = mdata.copy()
     predictions: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     timing = []

@@ -86,6 +86,9 @@ class ImputationMethod:
         ``run(context) -> (n_patients, n_dims)`` imputed latent in latent units.
     imputes
         Whether the method produces a latent (``False`` for zero-masking, whose latent :math:`R^2` is N/A).
+    check
+        ``check(context)`` raising :class:`~cfmd.InvalidInputError` when the data lack what the method needs; run
+        for every method before any of them trains.
     """
 
     name: str
@@ -93,6 +96,7 @@ class ImputationMethod:
     description: str
     run: Callable[[MethodContext], np.ndarray]
     imputes: bool = True
+    check: Callable[[MethodContext], None] | None = None
 
     def fit_predict(self, context: MethodContext) -> np.ndarray:
         """Train on the context's training split (if needed) and impute every patient."""
@@ -115,6 +119,25 @@ def _train(model, context: MethodContext) -> None:
     scvi.settings.seed = int(context.seed)
     options = {"max_epochs": context.max_epochs, "enable_progress_bar": False, **dict(context.train_kwargs)}
     model.train(**options)
+
+
+def _check_teachers(use_geneformer: bool = True, use_esm: bool = True, **_) -> Callable[[MethodContext], None]:
+    def check(context: MethodContext) -> None:
+        rna = context.mdata.mod[context.rna_key]
+        if use_geneformer and context.layout.with_strategy("geneformer"):
+            if context.geneformer_key is None or context.geneformer_key not in rna.obsm:
+                raise InvalidInputError(
+                    f"mdata[{context.rna_key!r}].obsm has no Geneformer embedding {context.geneformer_key!r}, needed by "
+                    "the layout's 'geneformer' slices (see cfmd.pp.geneformer)."
+                )
+        if use_esm and context.layout.with_strategy("esm"):
+            if context.gene_embedding_key is None or context.gene_embedding_key not in rna.varm:
+                raise InvalidInputError(
+                    f"mdata[{context.rna_key!r}].varm has no gene embedding {context.gene_embedding_key!r}, needed by "
+                    "the layout's 'esm' slices (see cfmd.pp.esm_gene_embeddings)."
+                )
+
+    return check
 
 
 def _run_cfmd(**options) -> Callable[[MethodContext], np.ndarray]:
@@ -230,7 +253,7 @@ def _run_ridge(context: MethodContext) -> np.ndarray:
     return best[2].predict(features)
 
 
-def _run_poe_rna_only(context: MethodContext) -> np.ndarray:
+def _check_poe_rna_only(context: MethodContext) -> None:
     mdata = context.mdata
     key = context.rna_only_key or f"{context.latent_key}_rna_only"
     if key not in mdata.obsm:
@@ -244,7 +267,11 @@ def _run_poe_rna_only(context: MethodContext) -> np.ndarray:
             "RNA-only posterior has seen the test patients' other modalities: an optimistic PoE baseline. Run "
             "cfmd.tl.split_patients before cfmd.tl.fit_latent, or leave 'poe_rna_only' out of `methods`."
         )
-    return np.asarray(mdata.obsm[key], dtype=np.float32)
+
+
+def _run_poe_rna_only(context: MethodContext) -> np.ndarray:
+    _check_poe_rna_only(context)
+    return np.asarray(context.mdata.obsm[context.rna_only_key or f"{context.latent_key}_rna_only"], dtype=np.float32)
 
 
 def _run_zero_mask(context: MethodContext) -> np.ndarray:
@@ -256,7 +283,9 @@ METHODS: dict[str, ImputationMethod] = {
     m.name: m
     for m in [
         ImputationMethod("zero_mask", "Zero-mask", "every missing slice set to 0", _run_zero_mask, imputes=False),
-        ImputationMethod("cfmd", "CFMD (Full)", "complementary foundation model distillation", _run_cfmd()),
+        ImputationMethod(
+            "cfmd", "CFMD (Full)", "complementary foundation model distillation", _run_cfmd(), check=_check_teachers()
+        ),
         ImputationMethod(
             "pesd",
             "PESD StudentEncoder",
@@ -266,19 +295,32 @@ METHODS: dict[str, ImputationMethod] = {
         ImputationMethod(
             "ridge", "Ridge Regression (RNA-only)", "ridge from standardised RNA to the latent", _run_ridge
         ),
-        ImputationMethod("poe_rna_only", "PoE VAE (RNA-only)", "StructuredVAE RNA-only posterior", _run_poe_rna_only),
+        ImputationMethod(
+            "poe_rna_only",
+            "PoE VAE (RNA-only)",
+            "StructuredVAE RNA-only posterior",
+            _run_poe_rna_only,
+            check=_check_poe_rna_only,
+        ),
         ImputationMethod(
             "matched_mlp",
             "Matched-Capacity MLP",
             "MLP from RNA with CFMD's trainable parameter count, no foundation-model inputs",
             _run_latent_regressor("matched"),
         ),
-        ImputationMethod("cfmd_no_esm", "CFMD (no ESM-2)", "residual slice from RNA instead", _run_cfmd(use_esm=False)),
+        ImputationMethod(
+            "cfmd_no_esm",
+            "CFMD (no ESM-2)",
+            "residual slice from RNA instead",
+            _run_cfmd(use_esm=False),
+            check=_check_teachers(use_esm=False),
+        ),
         ImputationMethod(
             "cfmd_no_geneformer",
             "CFMD (no Geneformer)",
             "pathway slice from RNA instead",
             _run_cfmd(use_geneformer=False),
+            check=_check_teachers(use_geneformer=False),
         ),
         ImputationMethod(
             "cfmd_no_ortho", "CFMD (no Ortho Loss)", "orthogonality weight 0", _run_cfmd(ortho_weight=0.0)
@@ -288,6 +330,7 @@ METHODS: dict[str, ImputationMethod] = {
             "CFMD (dense shared trunk)",
             "one dense trunk over all inputs, no scatter isolation",
             _run_cfmd(architecture="shared_trunk"),
+            check=_check_teachers(),
         ),
         ImputationMethod(
             "pointwise_meth_mlp",
