@@ -180,3 +180,12 @@ def test_h5mu_round_trip(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         synthetic_cohort(**kwargs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_documented_minimum_gene_count_works_for_any_seed(seed):
+    # 70 proliferation-signature genes + 3 genes for each of the 50 pathways is the most the covering set can need.
+    mdata = synthetic_cohort(n_patients=20, n_genes=220, seed=seed)
+    assert mdata["rna"].n_vars == 220
+    with pytest.raises(InvalidInputError, match="n_genes"):
+        synthetic_cohort(n_patients=20, n_genes=219, seed=seed)

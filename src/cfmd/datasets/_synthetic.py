@@ -102,7 +102,7 @@ def synthetic_cohort(
     n_patients
         Number of patients (all have RNA).
     n_genes
-        Number of genes in ``rna`` (>= 200), drawn from the shipped GRCh38 annotation among genes that
+        Number of genes in ``rna`` (>= 220), drawn from the shipped GRCh38 annotation among genes that
         Geneformer's V1 dictionary can tokenise. Hallmark genes are over-represented (up to 70% of the genes,
         at least 3 per pathway) and every proliferation-signature gene the annotation knows is included (70 of 73).
     n_cancer_types
@@ -164,7 +164,7 @@ def synthetic_cohort(
       + ``prolif_loading`` x proliferation (signature genes)
       + regional program of *g*'s chromosome x loading (Hallmark "TME" genes)
       + residual programs x ``residual_loading`` x (W e_g), where e_g are *g*'s structural features,
-        so the expression-weighted structural fingerprint carries the residual programs
+      so the expression-weighted structural fingerprint carries the residual programs
       + ``cnv_dosage`` x log(2) x copy ratio of *g*'s segment.
       Counts ~ NB(mean, dispersion per gene ~ log-normal around 20).
     - regional programs R (23, one per chromosome) = E B + ``regional_noise`` noise, with E the 6-d
@@ -190,7 +190,7 @@ def synthetic_cohort(
     (dtype('float32'), True)
     """
     n_patients = check_positive_int(n_patients, "n_patients", minimum=10)
-    n_genes = check_positive_int(n_genes, "n_genes", minimum=200)
+    n_genes = check_positive_int(n_genes, "n_genes", minimum=220)  # 70 signature + 3 x 50 pathway genes
     n_cancer_types = check_positive_int(n_cancer_types, "n_cancer_types")
     if n_cancer_types > len(TCGA_CANCER_TYPES):
         raise InvalidInputError(f"`n_cancer_types` must be at most {len(TCGA_CANCER_TYPES)}; got {n_cancer_types}.")
