@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/cfmd demo --overwrite
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/conf.py
 	$(BIN)/python -m pytest -q
 
 docs: $(STAMP)

@@ -33,7 +33,7 @@ import cfmd  # noqa: E402
 # -- Project -------------------------------------------------------------------------------------------------------
 project = "cfmd"
 author = "cfmd developers"
-copyright = f"{date.today().year}, {author}"  # noqa: A001
+copyright = f"{date.today().year}, {author}"
 release = cfmd.__version__
 version = ".".join(release.split(".")[:2])
 
