@@ -11,6 +11,7 @@ from cfmd._validation import (
     check_obsm,
     check_survival,
     check_unique,
+    describe_examples,
     get_matrix,
 )
 
@@ -74,3 +75,9 @@ def test_survival_checks():
         check_survival([1.0, 2.0], [1, 2])
     t, e = check_survival(pd.Series([1.0, 2.0]), pd.Series([True, False]))
     assert e.tolist() == [True, False]
+
+
+def test_examples_show_numpy_values_as_python_values():
+    shown = describe_examples(np.array(["MALAT1", "XIST"]))
+    assert shown == "'MALAT1', 'XIST'"
+    assert describe_examples(np.arange(7, dtype=np.int64), limit=2) == "0, 1, ... (7 in total)"

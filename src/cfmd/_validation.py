@@ -48,7 +48,8 @@ class InvalidInputError(ValueError):
 def describe_examples(values: Iterable[Any], *, limit: int = 5) -> str:
     """Format up to ``limit`` example values for an error message."""
     values = list(values)
-    shown = ", ".join(repr(v) for v in values[:limit])
+    # numpy scalars as Python values: 'TP53', not np.str_('TP53') (numpy >= 2 reprs)
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in values[:limit])
     if len(values) > limit:
         shown += f", ... ({len(values)} in total)"
     return shown
