@@ -64,7 +64,7 @@ myst_url_schemes = ["http", "https", "mailto"]
 nb_execution_mode = os.environ.get("CFMD_DOCS_EXECUTE", "force")
 if nb_execution_mode not in {"force", "cache", "off"}:
     raise ValueError(f"CFMD_DOCS_EXECUTE must be 'force', 'cache' or 'off'; got {nb_execution_mode!r}.")
-nb_execution_timeout = 300  # seconds per cell; the slowest cell takes well under a minute on 2 cores
+nb_execution_timeout = 900  # seconds per cell; the slowest cell takes 1-3 minutes on 2 cores (more when loaded)
 nb_execution_raise_on_error = True  # a failing tutorial fails the build
 nb_execution_show_tb = True
 nb_execution_cache_path = str(HERE / "_build" / ".jupyter_cache")

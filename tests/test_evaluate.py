@@ -121,6 +121,14 @@ def test_benchmark_runs_every_method_on_one_split(latent_cohort, tmp_path):
     assert len(files) == 7
     with pytest.raises(InvalidInputError, match="exists"):
         cfmd.tl.write_benchmark(result, tmp_path / "tables")
+    # the plots read the benchmark straight from mdata.uns: every method's slices, Table 3's points
+    import matplotlib.pyplot as plt
+
+    fig = cfmd.pl.slice_r2(mdata, return_fig=True)
+    assert {t.get_text() for t in fig.axes[0].get_legend().get_texts()} == set(methods)
+    fig = cfmd.pl.reconstruction_utility(mdata, return_fig=True)
+    assert fig.axes[0].get_xlabel()
+    plt.close("all")
 
 
 def test_benchmark_bad_input(latent_cohort):

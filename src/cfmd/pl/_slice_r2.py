@@ -80,7 +80,8 @@ def slice_r2(
         optionally ``method`` (without it, the table is one method's and no legend is drawn), ``r2_low``/``r2_high``
         (or ``r2_ci_low``/``r2_ci_high`` as :func:`cfmd.tl.bootstrap_slice_metrics` writes; without them no intervals
         are drawn), ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high`` or ``*_ci_*``) and ``dims`` (shown in
-        the tick labels). Or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["table1"]`` or
+        the tick labels). Or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["slices"]`` (every method of
+        :func:`cfmd.tl.benchmark`, averaged over seeds) or
         ``.uns["cfmd_evaluation"]["slices"]`` (see ``key``).
     methods
         The methods to draw, in this order (default: all, in table order).
@@ -91,7 +92,7 @@ def slice_r2(
         Order the slices like this layout. Default: by the table's ``start`` column (the first latent dimension of
         each slice, as :func:`cfmd.tl.slice_metrics` writes it) when present, else by first appearance in the table.
     key
-        When ``table`` is a MuData/AnnData: the ``.uns`` key to read (``"cfmd_benchmark"`` -> its ``"table1"``,
+        When ``table`` is a MuData/AnnData: the ``.uns`` key to read (``"cfmd_benchmark"`` -> its ``"slices"``,
         ``"cfmd_evaluation"`` -> its ``"slices"``, or a key holding a DataFrame). ``None`` tries
         ``"cfmd_benchmark"``, then ``"cfmd_evaluation"``.
     style
@@ -136,7 +137,7 @@ def slice_r2(
         if len(ylim) != 2 or not ylim[0] < ylim[1]:
             raise InvalidInputError(f"`ylim` must be (bottom, top) with bottom < top; got {ylim!r}.")
     table, _, where = resolve_table(
-        table, uns_keys=[("cfmd_benchmark", "table1"), ("cfmd_evaluation", "slices")], field="table", key=key
+        table, uns_keys=[("cfmd_benchmark", "slices"), ("cfmd_evaluation", "slices")], field="table", key=key
     )
     require_columns(table, ["slice", "kind", "r2"], where)
     has_method = "method" in table.columns
