@@ -434,7 +434,7 @@ def test_demo_command_wraps_run_demo(capsys, tmp_path, results_mdata, monkeypatc
 
     def failing_run_demo(out, *, n_patients, n_genes):
         Path(out).mkdir(parents=True, exist_ok=True)
-        raise cfmd.InvalidInputError("`n_genes` must be an integer >= 200; got 10.")
+        raise cfmd.InvalidInputError("`n_genes` must be an integer >= 220; got 10.")
 
     monkeypatch.setattr(_demo, "run_demo", failing_run_demo)
     code, _, err = run(capsys, "demo", "--out", tmp_path / "failed")

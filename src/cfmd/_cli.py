@@ -229,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--genes",
         metavar="N",
-        type=_int_at_least(200),
+        type=_int_at_least(220),
         default=defaults["n_genes"].default,
-        help="genes of the synthetic cohort (>= 200; default: %(default)s)",
+        help="genes of the synthetic cohort (>= 220; default: %(default)s)",
     )
     demo.add_argument(
         "--overwrite",
