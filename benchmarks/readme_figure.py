@@ -33,6 +33,8 @@ def main() -> None:
     args = parser.parse_args()
 
     slices = pd.read_csv(args.tables / "slices.csv")
+    # the point-wise methylation MLP only predicts the meth slice: show it there only
+    slices = slices[(slices["method"] != "pointwise_meth_mlp") | (slices["slice"] == "meth")]
     table3 = pd.read_csv(args.tables / "table3.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.3, 1]})
     methods = [m for m in ("cfmd", "pointwise_meth_mlp", "pesd", "ridge", "poe_rna_only") if m in set(slices["method"])]
