@@ -118,9 +118,10 @@ def loco(
     result
         The LOCO result: a tidy DataFrame with columns ``chromosome`` (``"1"``..``"22"``, ``"X"``; ``"chr1"`` and
         integers are accepted), ``decoder`` (``"regional"`` / ``"pointwise"``; other names are drawn too),
-        ``r2`` (R^2 on the held-out chromosome) and ``r2_random`` (the decoder's R^2 on a random split, one value
-        per decoder; NaN draws no line), optionally ``delta_r2`` (``r2_random - r2``; its mean is given in the
-        legend) and ``r2_shuffled_positions``. Or a MuData/AnnData holding it in
+        ``r2`` (R^2 of the methylation slice on test patients with that chromosome held out) and ``r2_random``
+        (the decoder's R^2 on a random split, one value per decoder; NaN draws no line), optionally ``delta_r2``
+        (``r2_random - r2``; its mean is given in the legend) and ``r2_shuffled_positions``. Or a MuData/AnnData
+        holding it in
         ``.uns["cfmd_loco"]["per_chromosome"]`` (the negative control then also comes from
         ``.uns["cfmd_loco"]["summary"]["r2_shuffled_positions"]``).
     decoders
@@ -250,7 +251,7 @@ def loco(
     axis.set_xticks(x, chromosomes)
     axis.set_xlim(-0.6, len(chromosomes) - 0.4)
     axis.set_xlabel("Held-out chromosome")
-    axis.set_ylabel("R\u00b2 on held-out chromosome (z_meth)")
+    axis.set_ylabel("R\u00b2 of the meth slice, chromosome held out")
     values = np.concatenate([table["r2"].to_numpy(dtype=float), [v for v in references.values() if np.isfinite(v)]])
     if control is not None:
         values = np.append(values, control)
