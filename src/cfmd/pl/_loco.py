@@ -264,11 +264,14 @@ def loco(
     axis.spines[["top", "right"]].set_visible(False)
     if title:
         axis.set_title(title)
+    n_columns = int(np.ceil(len(handles) / (2 if n_reference_lines else 1)))  # one column per decoder
+    # a legend wider than the figure would squeeze the axes (constrained layout): ~3.2 inches per column
+    n_columns = max(1, min(n_columns, int(axis.figure.get_figwidth() // 3.2)))
     axis.legend(
         handles=handles,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.16),
-        ncol=int(np.ceil(len(handles) / (2 if n_reference_lines else 1))),  # one column per decoder
+        ncol=n_columns,
         frameon=False,
         fontsize="small",
     )
