@@ -47,6 +47,7 @@ __all__ = [
     "plot_options",
     "require_columns",
     "resolve_table",
+    "select_values",
 ]
 
 #: The Okabe-Ito palette (Okabe & Ito 2008; Wong 2011, *Nat. Methods* 8:441), distinguishable under the common
@@ -323,6 +324,24 @@ def resolve_table(
         f"No result table found: expected {' or '.join(tried)} (run the matching `cfmd.tl` function first) "
         f"or pass the DataFrame itself; `.uns` holds {describe_examples(list(uns))}."
     )
+
+
+def select_values(requested, present: Sequence[str], *, argument: str, column: str, where: str) -> list[str]:
+    """The values of a table column a plot draws, as the caller named them (a name or names, in that order).
+
+    Raises :class:`~cfmd.InvalidInputError` naming ``argument`` when a value is not in ``present`` (the column's
+    values) or when none is named.
+    """
+    chosen = [requested] if isinstance(requested, str) else list(requested)
+    unknown = [value for value in chosen if value not in present]
+    if unknown:
+        raise InvalidInputError(
+            f"`{argument}` names {describe_examples(unknown)}, absent from {where}['{column}'] "
+            f"(which holds {describe_examples(list(present), limit=12)})."
+        )
+    if not chosen:
+        raise InvalidInputError(f"`{argument}` is empty: name at least one {column}.")
+    return chosen
 
 
 def require_columns(table: pd.DataFrame, columns: Iterable[str], where: str) -> None:

@@ -22,6 +22,7 @@ from ._base import (
     plot_options,
     require_columns,
     resolve_table,
+    select_values,
 )
 
 if TYPE_CHECKING:
@@ -172,15 +173,7 @@ def loco(
     if decoders is None:
         order = [d for d in DECODER_LABELS if d in present] + [d for d in present if d not in DECODER_LABELS]
     else:
-        order = [decoders] if isinstance(decoders, str) else list(decoders)
-        unknown = [d for d in order if d not in present]
-        if unknown:
-            raise InvalidInputError(
-                f"`decoders` names {describe_examples(unknown)}, absent from {where}['decoder'] "
-                f"(which holds {describe_examples(present)})."
-            )
-        if not order:
-            raise InvalidInputError("`decoders` is empty: name at least one decoder.")
+        order = select_values(decoders, present, argument="decoders", column="decoder", where=where)
         table = table[table["decoder"].isin(order)]
     references = {}
     for decoder in order:

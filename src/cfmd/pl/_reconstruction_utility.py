@@ -27,6 +27,7 @@ from ._base import (
     plot_options,
     require_columns,
     resolve_table,
+    select_values,
 )
 
 if TYPE_CHECKING:
@@ -189,13 +190,7 @@ def reconstruction_utility(
     if methods is None:
         chosen = [m for m in all_methods if m != reference_name]
     else:
-        chosen = [methods] if isinstance(methods, str) else list(methods)
-        unknown = [m for m in chosen if m not in all_methods]
-        if unknown:
-            raise InvalidInputError(
-                f"`methods` names {describe_examples(unknown)}, absent from {where}['method'] "
-                f"(which holds {describe_examples(all_methods, limit=12)})."
-            )
+        chosen = select_values(methods, all_methods, argument="methods", column="method", where=where)
     rows = table.set_index("method").loc[chosen]
     placeable = np.isfinite(rows["latent_r2"].to_numpy()) & np.isfinite(rows["c_index"].to_numpy())
     if not placeable.all():

@@ -25,6 +25,7 @@ from ._base import (
     plot_options,
     require_columns,
     resolve_table,
+    select_values,
 )
 
 if TYPE_CHECKING:
@@ -171,28 +172,12 @@ def slice_r2(
     if methods is None:
         method_order = present_methods
     else:
-        method_order = [methods] if isinstance(methods, str) else list(methods)
-        unknown = [m for m in method_order if m not in present_methods]
-        if unknown:
-            raise InvalidInputError(
-                f"`methods` names {describe_examples(unknown)}, absent from {where}['method'] "
-                f"(which holds {describe_examples(present_methods, limit=12)})."
-            )
-        if not method_order:
-            raise InvalidInputError("`methods` is empty: name at least one method.")
+        method_order = select_values(methods, present_methods, argument="methods", column="method", where=where)
     present_slices = list(dict.fromkeys(table["slice"]))
     if slices is None:
         selected = present_slices
     else:
-        selected = [slices] if isinstance(slices, str) else list(slices)
-        unknown = [s for s in selected if s not in present_slices]
-        if unknown:
-            raise InvalidInputError(
-                f"`slices` names {describe_examples(unknown)}, absent from {where}['slice'] "
-                f"(which holds {describe_examples(present_slices, limit=12)})."
-            )
-        if not selected:
-            raise InvalidInputError("`slices` is empty: name at least one slice.")
+        selected = select_values(slices, present_slices, argument="slices", column="slice", where=where)
     table = table[table["method"].isin(method_order) & table["slice"].isin(selected)]
     kind_of = dict(zip(table["slice"], table["kind"]))
     per_slice = [s for s in present_slices if s in kind_of and kind_of[s] == "slice"]
