@@ -181,28 +181,28 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         if "rna" in strategies and head_idx.size == 0:
             raise InvalidInputError(f"No gene of the RNA head's gene list found in mdata[{rna_key!r}].")
 
-        self._module_kwargs = dict(
-            layout=layout_obj,
-            n_genes=rna.n_vars,
-            rna_scale=args["rna_scale"],
-            rna_head_genes=head_idx,
-            d_geneformer=d_geneformer,
-            esm_genes=esm_genes,
-            esm_embeddings=esm_embeddings,
-            tme_genes=tme_idx,
-            tme_chromosomes=tme_chrom,
-            use_geneformer=use_geneformer,
-            use_esm=use_esm,
-            ablation_fill=ablation_fill,
-            architecture=architecture,
-            ortho_weight=ortho_weight,
-            slice_weights=dict(slice_weights or {}),
-            d_hidden=d_hidden,
-            dropout=dropout,
-            methylation_decoder=methylation_decoder,
-            masked_chromosomes=masked_chromosomes,
-            rmd_kwargs=({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | dict(rmd_kwargs or {}),
-        )
+        self._module_kwargs = {
+            "layout": layout_obj,
+            "n_genes": rna.n_vars,
+            "rna_scale": args["rna_scale"],
+            "rna_head_genes": head_idx,
+            "d_geneformer": d_geneformer,
+            "esm_genes": esm_genes,
+            "esm_embeddings": esm_embeddings,
+            "tme_genes": tme_idx,
+            "tme_chromosomes": tme_chrom,
+            "use_geneformer": use_geneformer,
+            "use_esm": use_esm,
+            "ablation_fill": ablation_fill,
+            "architecture": architecture,
+            "ortho_weight": ortho_weight,
+            "slice_weights": dict(slice_weights or {}),
+            "d_hidden": d_hidden,
+            "dropout": dropout,
+            "methylation_decoder": methylation_decoder,
+            "masked_chromosomes": masked_chromosomes,
+            "rmd_kwargs": ({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | dict(rmd_kwargs or {}),
+        }
         self.module = CFMDModule(**self._module_kwargs)
         self.layout = layout_obj
         self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)

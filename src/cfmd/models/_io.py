@@ -279,7 +279,9 @@ class SafeIOMixin:
             "attributes": _encode(attributes, arrays),
         }
         tensors = {f"array/{k}": v for k, v in arrays.items()}
-        tensors.update({f"state/{k}": v.detach().cpu().clone().contiguous() for k, v in self.module.state_dict().items()})
+        tensors.update(
+            {f"state/{k}": v.detach().cpu().clone().contiguous() for k, v in self.module.state_dict().items()}
+        )
         folder.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(tensors_path), metadata={"format": FORMAT, "class": type(self).__name__})
         meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -349,7 +351,9 @@ class SafeIOMixin:
             except (KeyError, ValueError) as err:
                 if isinstance(err, InvalidInputError):
                     raise
-                raise InvalidInputError(f"The {cls.__name__} model in {str(dir_path)!r} cannot use `adata`: {err}") from None
+                raise InvalidInputError(
+                    f"The {cls.__name__} model in {str(dir_path)!r} cannot use `adata`: {err}"
+                ) from None
         model = cls.__new__(cls)
         super(SafeIOMixin, model).__init__(aligned)
         model.module = module

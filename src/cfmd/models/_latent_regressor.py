@@ -213,15 +213,15 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
             )
         check_positive_int(n_hidden, "n_hidden")
         check_positive_int(n_layers, "n_layers")
-        self._module_kwargs = dict(
-            layout=layout_obj,
-            n_genes=mdata.mod[args["rna_key"]].n_vars,
-            rna_scale=args["rna_scale"],
-            predicted_slices=slices,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout=dropout,
-        )
+        self._module_kwargs = {
+            "layout": layout_obj,
+            "n_genes": mdata.mod[args["rna_key"]].n_vars,
+            "rna_scale": args["rna_scale"],
+            "predicted_slices": slices,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "dropout": dropout,
+        }
         self.module = LatentRegressorModule(**self._module_kwargs)
         self.layout = layout_obj
         self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)

@@ -232,36 +232,36 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             n_cancer_types = len(
                 self.adata_manager.get_state_registry("cancer_type")[fields.CategoricalObsField.CATEGORICAL_MAPPING_KEY]
             )
-        self._module_kwargs = dict(
-            n_genes=len(symbols),
-            n_latent=layout_obj.n_dims,
-            rna_likelihood="nb" if rna_scale == "counts" else "normal",
-            gene_means=gene_means,
-            gene_stds=gene_stds,
-            gene_offset=gene_offset,
-            pathway_slice=pathway_range,
-            pathway_mask=pathway_mask,
-            prolif_index=layout_obj[prolif_slice].start if prolif_slice is not None else None,
-            prolif_genes=prolif_genes,
-            prolif_score_mean=prolif_score_mean,
-            prolif_score_std=prolif_score_std,
-            residual_slice=(layout_obj[residual_slice].start, layout_obj[residual_slice].stop)
+        self._module_kwargs = {
+            "n_genes": len(symbols),
+            "n_latent": layout_obj.n_dims,
+            "rna_likelihood": "nb" if rna_scale == "counts" else "normal",
+            "gene_means": gene_means,
+            "gene_stds": gene_stds,
+            "gene_offset": gene_offset,
+            "pathway_slice": pathway_range,
+            "pathway_mask": pathway_mask,
+            "prolif_index": layout_obj[prolif_slice].start if prolif_slice is not None else None,
+            "prolif_genes": prolif_genes,
+            "prolif_score_mean": prolif_score_mean,
+            "prolif_score_std": prolif_score_std,
+            "residual_slice": (layout_obj[residual_slice].start, layout_obj[residual_slice].stop)
             if residual_slice
             else None,
-            regional_slice=regional_slice,
-            gene_chromosome=gene_chromosome,
-            n_chromosomes=len(CHROMOSOMES),
-            dosage_slice=dosage_slice,
-            gene_bin=gene_bin,
-            modalities=specs,
-            modality_means=modality_means,
-            n_cancer_types=n_cancer_types,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            rna_only_weight=rna_only_weight,
-            prolif_weight=prolif_weight if prolif_slice is not None else 0.0,
-        )
+            "regional_slice": regional_slice,
+            "gene_chromosome": gene_chromosome,
+            "n_chromosomes": len(CHROMOSOMES),
+            "dosage_slice": dosage_slice,
+            "gene_bin": gene_bin,
+            "modalities": specs,
+            "modality_means": modality_means,
+            "n_cancer_types": n_cancer_types,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "dropout_rate": dropout_rate,
+            "rna_only_weight": rna_only_weight,
+            "prolif_weight": prolif_weight if prolif_slice is not None else 0.0,
+        }
         self.module = StructuredVAEModule(**self._module_kwargs)
         self.layout = layout_obj
         self.slice_modalities = slice_modalities
