@@ -227,3 +227,15 @@ def test_split_key_rules_and_a_single_log_line(saved, caplog):
         model = tiny_cfmd(other)  # default key absent: a split is drawn
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Patient split")]
     assert lines == [f"Patient split (drawn with seed 42): train {len(model.split_['train'])}, validation 10, test 10."]
+
+
+def test_cli_applies_a_saved_model_to_rna_only_patients(saved, tmp_path):
+    from cfmd._cli import main
+
+    mdata, model, folder = saved
+    new = _new_patients(mdata, drop=0.0)
+    new.write(tmp_path / "new.h5mu")
+    assert main(["impute", str(tmp_path / "new.h5mu"), "--model", str(folder), "--out", str(tmp_path / "o.h5mu")]) == 0
+    result = md.read_h5mu(tmp_path / "o.h5mu")
+    np.testing.assert_array_equal(result.obsm["X_cfmd"], mdata.obsm["X_cfmd"][:40])
+    assert list(result.uns["X_cfmd"]["split"]["test"]) == [str(x) for x in model.split_["test"]]

@@ -707,7 +707,9 @@ def _cmd_impute(args: argparse.Namespace) -> int:
         try:
             check_model_folder(model_dir)
         except InvalidInputError as error:
-            raise CommandError(f"--model: {_one_line(error)}", EXIT_INPUT) from None
+            raise CommandError(
+                f"--model {model_dir} is not a folder with a saved CFMD model: {_one_line(error)}", EXIT_INPUT
+            ) from None
         if given:
             options = ", ".join("--" + name.replace("_", "-") for name in given)
             logger.warning("%s only apply to training and are ignored with --model.", options)
