@@ -273,7 +273,7 @@ def test_impute_trains_saves_and_applies_a_model(capsys, tmp_path, cohort_file):
     argv = ["impute", cohort_file, "--out", trained, "--save-model", model, "--max-epochs", "1", "--fill", "all"]
     code, out, err = run(capsys, *argv, *PLANTED)
     assert code == EXIT_OK, err
-    assert out.strip() == str(trained) and (model / "model.pt").is_file()
+    assert out.strip() == str(trained) and (model / "model.safetensors").is_file()
     assert "[cfmd " in err and "GPU available" not in err and "Seed set" not in err  # progress, no banners
     result = mudata.read_h5mu(trained)
     assert result.obsm["X_cfmd"].shape == (150, 328) and np.isfinite(result.obsm["X_cfmd"]).all()

@@ -701,7 +701,7 @@ _TRAINING_DEFAULTS = {
 
 
 def _cmd_impute(args: argparse.Namespace) -> int:
-    from . import tl
+    from ._transaction import unchanged_on_error
 
     input_path, out = Path(args.input), Path(args.out)
     if out.suffix != ".h5mu":
@@ -713,8 +713,14 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     _check_input_file(input_path)
     model_dir = Path(args.model) if args.model is not None else None
     if model_dir is not None:
-        if not (model_dir / "model.pt").is_file():
-            raise CommandError(f"--model {model_dir} is not a folder with a saved CFMD model (model.pt)", EXIT_INPUT)
+        from .models._io import check_model_folder
+
+        try:
+            check_model_folder(model_dir)
+        except InvalidInputError as error:
+            raise CommandError(
+                f"--model {model_dir} is not a folder with a saved CFMD model: {_one_line(error)}", EXIT_INPUT
+            ) from None
         if given:
             options = ", ".join("--" + name.replace("_", "-") for name in given)
             logger.warning("%s only apply to training and are ignored with --model.", options)
@@ -739,6 +745,17 @@ def _cmd_impute(args: argparse.Namespace) -> int:
     args.console.training_stack()
     start = time.perf_counter()
     options = {"latent_key": args.latent_key, "key_added": args.key_added, "fill": args.fill}
+    with unchanged_on_error(mdata):  # tl.impute restores on error too; this covers the CLI's own steps
+        _run_impute(args, mdata, model_dir, input_path, options, geneformer_key, gene_embedding_key)
+    _write_h5mu(mdata, out)
+    logger.info("done in %.0f s", time.perf_counter() - start)
+    print(out)
+    return EXIT_OK
+
+
+def _run_impute(args, mdata, model_dir, input_path, options, geneformer_key, gene_embedding_key) -> None:
+    from . import tl
+
     if model_dir is not None:
         logger.info("imputing with the saved model %s", model_dir)
         try:
@@ -760,10 +777,6 @@ def _cmd_impute(args: argparse.Namespace) -> int:
             )  # fmt: skip
         if args.save_model is not None:
             logger.info("saved the model to %s", args.save_model)
-    _write_h5mu(mdata, out)
-    logger.info("done in %.0f s", time.perf_counter() - start)
-    print(out)
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- cfmd benchmark

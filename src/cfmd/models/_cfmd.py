@@ -14,6 +14,7 @@ from .._layout import STRATEGIES, LatentLayout
 from .._validation import InvalidInputError, check_choice, describe_examples
 from ..datasets import CHROMOSOMES, proliferation_signature, tme_genes
 from ._cfmd_module import CFMDModule
+from ._io import SafeIOMixin
 from ._latent_imputer import (
     ImputerTrainingPlan,
     LatentImputerMixin,
@@ -31,7 +32,7 @@ ABLATION_FILLS = ("rna", "zero")
 METHYLATION_DECODERS = ("regional", "pointwise")
 
 
-class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Complementary Foundation Model Distillation: impute a structured latent from RNA alone.
 
     Frozen teachers are distilled into designated, non-overlapping slices of a structured latent
@@ -68,7 +69,8 @@ class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
     rna_head_gene_list
         Genes of the ``rna`` slices' head (default :func:`cfmd.datasets.proliferation_signature`).
     split_key
-        ``mdata.obs`` column with a patient split to use (ignored when absent).
+        ``mdata.obs`` column with a patient split: the default ``"cfmd_split"`` is used when present (a split is
+        drawn otherwise), another name must be a column of ``mdata.obs``, ``None`` draws a split.
     split_fractions
         Train / validation / test fractions when no split column exists.
     seed
@@ -90,6 +92,8 @@ class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """
 
     _training_plan_cls = ImputerTrainingPlan
+    _module_cls = CFMDModule
+    _saved_attributes = ("layout",)
 
     def __init__(
         self,
@@ -177,28 +181,29 @@ class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if "rna" in strategies and head_idx.size == 0:
             raise InvalidInputError(f"No gene of the RNA head's gene list found in mdata[{rna_key!r}].")
 
-        self.module = CFMDModule(
-            layout=layout_obj,
-            n_genes=rna.n_vars,
-            rna_scale=args["rna_scale"],
-            rna_head_genes=head_idx,
-            d_geneformer=d_geneformer,
-            esm_genes=esm_genes,
-            esm_embeddings=esm_embeddings,
-            tme_genes=tme_idx,
-            tme_chromosomes=tme_chrom,
-            use_geneformer=use_geneformer,
-            use_esm=use_esm,
-            ablation_fill=ablation_fill,
-            architecture=architecture,
-            ortho_weight=ortho_weight,
-            slice_weights=dict(slice_weights or {}),
-            d_hidden=d_hidden,
-            dropout=dropout,
-            methylation_decoder=methylation_decoder,
-            masked_chromosomes=masked_chromosomes,
-            rmd_kwargs=({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | dict(rmd_kwargs or {}),
-        )
+        self._module_kwargs = {
+            "layout": layout_obj,
+            "n_genes": rna.n_vars,
+            "rna_scale": args["rna_scale"],
+            "rna_head_genes": head_idx,
+            "d_geneformer": d_geneformer,
+            "esm_genes": esm_genes,
+            "esm_embeddings": esm_embeddings,
+            "tme_genes": tme_idx,
+            "tme_chromosomes": tme_chrom,
+            "use_geneformer": use_geneformer,
+            "use_esm": use_esm,
+            "ablation_fill": ablation_fill,
+            "architecture": architecture,
+            "ortho_weight": ortho_weight,
+            "slice_weights": dict(slice_weights or {}),
+            "d_hidden": d_hidden,
+            "dropout": dropout,
+            "methylation_decoder": methylation_decoder,
+            "masked_chromosomes": masked_chromosomes,
+            "rmd_kwargs": ({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | dict(rmd_kwargs or {}),
+        }
+        self.module = CFMDModule(**self._module_kwargs)
         self.layout = layout_obj
         self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)
         self._model_summary_string = (
@@ -210,6 +215,14 @@ class CFMD(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
         tme_gene_list = list(tme_list)
         rna_head_gene_list = list(head_list)
         self.init_params_ = self._get_init_params(locals())
+
+    @classmethod
+    def _gene_roles(cls, module) -> dict[str, np.ndarray]:
+        return {
+            "RNA-head": module.rna_head_genes.cpu().numpy(),
+            "ESM-2 fingerprint": module.esm_genes.cpu().numpy(),
+            "regional-methylation (TME)": module.tme_genes.cpu().numpy(),
+        }
 
     # ------------------------------------------------------------------ setup
     @classmethod

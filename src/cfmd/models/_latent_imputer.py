@@ -115,6 +115,12 @@ def validate_imputer_setup(
     field = f"mdata[{rna_key!r}]" + (f".layers[{rna_layer!r}]" if rna_layer else ".X")
     check_expression_scale(get_matrix(rna, rna_layer, field=f"mdata[{rna_key!r}]"), rna_scale, field)
     latent = check_obsm(mdata, latent_key, field="mdata")
+    infinite = np.isinf(latent).any(axis=1)
+    if infinite.any():
+        raise InvalidInputError(
+            f"mdata.obsm[{latent_key!r}] has infinite values in {int(infinite.sum())} row(s) "
+            f"({describe_examples(mdata.obs_names[infinite])}); use all-NaN rows for patients without a latent."
+        )
     observed = np.isfinite(latent).all(axis=1)
     partial = ~observed & np.isfinite(latent).any(axis=1)
     if partial.any():
@@ -122,8 +128,6 @@ def validate_imputer_setup(
             f"mdata.obsm[{latent_key!r}] has {int(partial.sum())} row(s) with some but not all values NaN "
             f"({describe_examples(mdata.obs_names[partial])}); a patient's latent is either observed or all-NaN."
         )
-    if np.isinf(latent).any():
-        raise InvalidInputError(f"mdata.obsm[{latent_key!r}] has infinite values.")
     if not observed.any():
         raise InvalidInputError(f"mdata.obsm[{latent_key!r}] has no patient with an observed latent to train on.")
     if layout_uns_key(latent_key) in mdata.uns:
@@ -181,11 +185,33 @@ def resolve_layout(mdata, latent_key: str, layout) -> LatentLayout:
     return layout
 
 
-def make_split(mdata, latent_key, split_key, fractions, seed) -> dict[str, np.ndarray]:
-    """Patient-disjoint train / validation / test split (obs names) of the patients with an observed latent."""
+#: The split column :func:`~cfmd.tl.split_patients` writes; used when present, a split is drawn otherwise.
+DEFAULT_SPLIT_KEY = "cfmd_split"
+
+
+def check_split_key(mdata, split_key) -> None:
+    """A split key other than the default must name a column of ``mdata.obs`` (a typo is an error)."""
+    if split_key is None or split_key == DEFAULT_SPLIT_KEY or split_key in mdata.obs:
+        return
+    raise InvalidInputError(
+        f"`split_key` {split_key!r} is not a column of mdata.obs (columns: {describe_examples(list(mdata.obs))}); "
+        f"pass an existing split column, {DEFAULT_SPLIT_KEY!r} (used when present, drawn otherwise) or None to draw "
+        "a split."
+    )
+
+
+def make_split(mdata, latent_key, split_key, fractions, seed, *, log: bool = True) -> dict[str, np.ndarray]:
+    """Patient-disjoint train / validation / test split (obs names) of the patients with an observed latent.
+
+    ``split_key``: the default ``"cfmd_split"`` is used when it is a column of ``mdata.obs``, else a split is
+    drawn; ``None`` draws a split; any other name must be a column of ``mdata.obs``. ``log``: log the split sizes
+    (and whether the split was drawn) once.
+    """
+    check_split_key(mdata, split_key)
     observed = np.isfinite(np.asarray(mdata.obsm[latent_key])).all(axis=1)
     names = mdata.obs_names[observed]
-    if split_key is not None and split_key in mdata.obs:
+    drawn = split_key is None or split_key not in mdata.obs
+    if not drawn:
         labels = mdata.obs.loc[names, split_key].astype(str).to_numpy()
         split = {part: names[labels == part].to_numpy() for part in ("train", "validation", "test")}
         stray = names[~np.isin(labels, ["train", "validation", "test"])]
@@ -219,8 +245,16 @@ def make_split(mdata, latent_key, split_key, fractions, seed) -> dict[str, np.nd
             f"{sizes['validation']}, test {sizes['test']} (need >= 8 training patients and at least one each for "
             "validation and test)."
         )
-    logger.info("Patient split: %s.", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    if log:
+        source = f"drawn with seed {int(seed)}" if drawn else f"from mdata.obs[{split_key!r}]"
+        logger.info("Patient split (%s): %s.", source, ", ".join(f"{k} {v}" for k, v in sizes.items()))
     return {k: np.asarray(v, dtype=object) for k, v in split.items()}
+
+
+def _registered(source_registry, geneformer_key) -> set[str]:
+    if source_registry is None:
+        return {GENEFORMER_KEY} if geneformer_key is not None else set()
+    return set(source_registry["field_registries"])
 
 
 class LatentImputerMixin:
@@ -338,8 +372,7 @@ class LatentImputerMixin:
         ``(n_patients, n_dims)`` imputed latent in the latent's units; slices the model does not write are 0.
         """
         self._check_if_trained(warn=False)
-        self._check_same_genes(self.adata if mdata is None else mdata)
-        mdata = self._validate_anndata(mdata)
+        mdata = self._validate_deployment(self._deployment_data(mdata))
         loader = self._make_data_loader(adata=mdata, indices=indices, batch_size=batch_size, shuffle=False)
         self.module.eval()
         out = []
@@ -348,15 +381,29 @@ class LatentImputerMixin:
             out.append(self.module.to_latent_units(z).cpu())
         return torch.cat(out).numpy()
 
-    def _check_same_genes(self, mdata: MuData) -> None:
-        rna_key = self.adata_manager.registry[_SETUP_ARGS_KEY]["rna_key"]
-        if not isinstance(mdata, MuData) or rna_key not in mdata.mod:
-            raise InvalidInputError(f"`mdata` must be a MuData with an {rna_key!r} modality.")
-        trained = self.adata_manager.get_state_registry(REGISTRY_KEYS.X_KEY)["column_names"]
-        if not np.array_equal(np.asarray(trained), np.asarray(mdata.mod[rna_key].var_names)):
+    @classmethod
+    def _register_fields(cls, mdata, setup_method_args, source_registry=None) -> None:
+        """Register ``mdata`` (with the saved registry when loading; the latent may then be absent)."""
+        args = setup_method_args[_SETUP_ARGS_KEY]
+        geneformer_key = args.get("geneformer_key")
+        rna = mdata.mod[args["rna_key"]]
+        if source_registry is not None and geneformer_key is not None and geneformer_key not in rna.obsm:
             raise InvalidInputError(
-                f"mdata[{rna_key!r}].var_names differ from the genes the model was trained on (same genes and order needed)."
+                f"mdata[{args['rna_key']!r}].obsm has no Geneformer embedding {geneformer_key!r}, an input of the "
+                f"saved {cls.__name__} model (available: {describe_examples(list(rna.obsm.keys()))}); compute it with "
+                "cfmd.pp.geneformer and the same checkpoint."
             )
+        register_imputer_fields(
+            cls,
+            mdata,
+            setup_method_args,
+            latent_key=args["latent_key"],
+            rna_key=args["rna_key"],
+            rna_layer=args["rna_layer"],
+            rna_scale=args["rna_scale"],
+            geneformer_key=geneformer_key if GENEFORMER_KEY in _registered(source_registry, geneformer_key) else None,
+            **({} if source_registry is None else {"source_registry": source_registry}),
+        )
 
     @property
     def provenance(self) -> dict[str, str]:

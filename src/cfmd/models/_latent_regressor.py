@@ -16,6 +16,7 @@ from torch import nn
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
 from ._cfmd_module import log_normalise
+from ._io import SafeIOMixin
 from ._latent_imputer import (
     LATENT_KEY,
     ImputerTrainingPlan,
@@ -156,7 +157,7 @@ class LatentRegressorModule(BaseModuleClass):
         raise NotImplementedError("LatentRegressor is not a generative model.")
 
 
-class LatentRegressor(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """A plain MLP from RNA expression to the latent, trained on the mean squared error of the chosen slices.
 
     Two baselines of the paper are configurations of it:
@@ -184,6 +185,8 @@ class LatentRegressor(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelCl
     """
 
     _training_plan_cls = ImputerTrainingPlan
+    _module_cls = LatentRegressorModule
+    _saved_attributes = ("layout",)
 
     def __init__(
         self,
@@ -210,15 +213,16 @@ class LatentRegressor(LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelCl
             )
         check_positive_int(n_hidden, "n_hidden")
         check_positive_int(n_layers, "n_layers")
-        self.module = LatentRegressorModule(
-            layout=layout_obj,
-            n_genes=mdata.mod[args["rna_key"]].n_vars,
-            rna_scale=args["rna_scale"],
-            predicted_slices=slices,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout=dropout,
-        )
+        self._module_kwargs = {
+            "layout": layout_obj,
+            "n_genes": mdata.mod[args["rna_key"]].n_vars,
+            "rna_scale": args["rna_scale"],
+            "predicted_slices": slices,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "dropout": dropout,
+        }
+        self.module = LatentRegressorModule(**self._module_kwargs)
         self.layout = layout_obj
         self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)
         self._model_summary_string = (

@@ -32,6 +32,7 @@ from .._validation import (
     get_matrix,
 )
 from ..datasets import CHROMOSOMES, hallmark_gene_sets, proliferation_signature, tme_genes
+from ._io import SafeIOMixin
 from ._structured_vae_module import MODALITY_LIKELIHOODS, ModalitySpec, StructuredVAEModule
 from ._unpaired import UnpairedMuDataManager, align_to_global, modality_rows
 from .nn._structured_decoder import block_gene_set_mask
@@ -67,7 +68,7 @@ def _infer_likelihood(adata, mod_name: str) -> str:
     return "normal"
 
 
-class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
+class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """A Product-of-Experts VAE whose latent slices mean what a :class:`~cfmd.LatentLayout` says.
 
     Every patient has RNA; other modalities (methylation, CNV, a non-transcriptomic context such as
@@ -113,6 +114,10 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
     prolif_weight
         Weight of the proliferation supervision.
     """
+
+    _module_cls = StructuredVAEModule
+    _saved_attributes = ("layout", "slice_modalities", "likelihoods")
+    _gene_mean_buffer = "gene_means"
 
     def __init__(
         self,
@@ -227,36 +232,37 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
             n_cancer_types = len(
                 self.adata_manager.get_state_registry("cancer_type")[fields.CategoricalObsField.CATEGORICAL_MAPPING_KEY]
             )
-        self.module = StructuredVAEModule(
-            n_genes=len(symbols),
-            n_latent=layout_obj.n_dims,
-            rna_likelihood="nb" if rna_scale == "counts" else "normal",
-            gene_means=gene_means,
-            gene_stds=gene_stds,
-            gene_offset=gene_offset,
-            pathway_slice=pathway_range,
-            pathway_mask=pathway_mask,
-            prolif_index=layout_obj[prolif_slice].start if prolif_slice is not None else None,
-            prolif_genes=prolif_genes,
-            prolif_score_mean=prolif_score_mean,
-            prolif_score_std=prolif_score_std,
-            residual_slice=(layout_obj[residual_slice].start, layout_obj[residual_slice].stop)
+        self._module_kwargs = {
+            "n_genes": len(symbols),
+            "n_latent": layout_obj.n_dims,
+            "rna_likelihood": "nb" if rna_scale == "counts" else "normal",
+            "gene_means": gene_means,
+            "gene_stds": gene_stds,
+            "gene_offset": gene_offset,
+            "pathway_slice": pathway_range,
+            "pathway_mask": pathway_mask,
+            "prolif_index": layout_obj[prolif_slice].start if prolif_slice is not None else None,
+            "prolif_genes": prolif_genes,
+            "prolif_score_mean": prolif_score_mean,
+            "prolif_score_std": prolif_score_std,
+            "residual_slice": (layout_obj[residual_slice].start, layout_obj[residual_slice].stop)
             if residual_slice
             else None,
-            regional_slice=regional_slice,
-            gene_chromosome=gene_chromosome,
-            n_chromosomes=len(CHROMOSOMES),
-            dosage_slice=dosage_slice,
-            gene_bin=gene_bin,
-            modalities=specs,
-            modality_means=modality_means,
-            n_cancer_types=n_cancer_types,
-            n_hidden=n_hidden,
-            n_layers=n_layers,
-            dropout_rate=dropout_rate,
-            rna_only_weight=rna_only_weight,
-            prolif_weight=prolif_weight if prolif_slice is not None else 0.0,
-        )
+            "regional_slice": regional_slice,
+            "gene_chromosome": gene_chromosome,
+            "n_chromosomes": len(CHROMOSOMES),
+            "dosage_slice": dosage_slice,
+            "gene_bin": gene_bin,
+            "modalities": specs,
+            "modality_means": modality_means,
+            "n_cancer_types": n_cancer_types,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "dropout_rate": dropout_rate,
+            "rna_only_weight": rna_only_weight,
+            "prolif_weight": prolif_weight if prolif_slice is not None else 0.0,
+        }
+        self.module = StructuredVAEModule(**self._module_kwargs)
         self.layout = layout_obj
         self.slice_modalities = slice_modalities
         self.likelihoods = likelihoods
@@ -319,7 +325,19 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
             mdata, rna_key, rna_layer, rna_scale, modalities, dict(likelihoods or {}), cancer_type_key
         )
         setup_method_args = cls._get_setup_method_args(**locals())
+        cls._register_fields(mdata, setup_method_args, **kwargs)
 
+    @classmethod
+    def _register_fields(cls, mdata, setup_method_args, source_registry=None, **kwargs) -> None:
+        """Register ``mdata`` (with the saved registry when loading: other modalities may be placeholders)."""
+        args = setup_method_args[_SETUP_ARGS_KEY]
+        rna_key, rna_layer, rna_scale = args["rna_key"], args["rna_layer"], args["rna_scale"]
+        modalities, cancer_type_key = args["modalities"], args.get("cancer_type_key")
+        if source_registry is not None and cancer_type_key is not None and cancer_type_key not in mdata.obs:
+            raise InvalidInputError(
+                f"mdata.obs has no column {cancer_type_key!r}, which the saved StructuredVAE conditions on "
+                f"(columns: {describe_examples(list(mdata.obs))})."
+            )
         mudata_fields = [
             fields.MuDataLayerField(
                 REGISTRY_KEYS.X_KEY, rna_layer, mod_key=rna_key, is_count_data=rna_scale == "counts", mod_required=True
@@ -338,8 +356,22 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
             setup_method_args=setup_method_args,
             validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
         )
+        if source_registry is not None:
+            kwargs["source_registry"] = source_registry
         manager.register_fields(mdata, **kwargs)
         cls.register_manager(manager)
+
+    @classmethod
+    def _modality_features(cls, registry: dict) -> dict[str, np.ndarray]:
+        state = registry["field_registries"]
+        return {
+            mod: state[_modality_key(slice_name)]["state_registry"]["column_names"]
+            for slice_name, mod in registry[_SETUP_ARGS_KEY]["modalities"].items()
+        }
+
+    @classmethod
+    def _gene_roles(cls, module) -> dict[str, np.ndarray]:
+        return {"proliferation-signature": module.prolif_genes.cpu().numpy()}
 
     # ------------------------------------------------------------------ outputs
     @torch.inference_mode()
@@ -373,7 +405,7 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
         ``(n_patients, n_dims)`` array in layout order.
         """
         self._check_if_trained(warn=False)
-        mdata = self._validate_anndata(mdata)
+        mdata = self._validate_deployment(self._deployment_data(mdata))
         use = self._expert_keys(modalities)
         loader = self._make_data_loader(adata=mdata, indices=indices, batch_size=batch_size, shuffle=False)
         out = []
@@ -415,7 +447,7 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
         ``(n_patients, n_features)`` array.
         """
         self._check_if_trained(warn=False)
-        mdata = self._validate_anndata(mdata)
+        mdata = self._validate_deployment(self._deployment_data(mdata))
         rna_key = self.adata_manager.registry[_SETUP_ARGS_KEY]["rna_key"]
         if modality != rna_key and modality not in self.slice_modalities.values():
             raise InvalidInputError(
@@ -441,7 +473,7 @@ class StructuredVAE(UnsupervisedTrainingMixin, BaseModelClass):
 
     def patients_with_all_modalities(self, mdata: MuData | None = None) -> np.ndarray:
         """Boolean mask over ``mdata.obs``: patients who have every registered modality."""
-        mdata = self._validate_anndata(mdata)
+        mdata = self._validate_deployment(self._deployment_data(mdata))
         mask = np.ones(mdata.n_obs, dtype=bool)
         for mod_name in self.slice_modalities.values():
             mask &= modality_rows(mdata, mod_name) >= 0

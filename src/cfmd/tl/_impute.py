@@ -41,12 +41,21 @@ def impute(
     model_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
     save_model: str | PathLike | None = None,
+    prefix: str | None = None,
+    min_gene_overlap: float = 0.5,
 ) -> CFMD:
     """Impute the structured latent of every patient from RNA with CFMD.
 
     With no ``model``, CFMD is set up on ``mdata`` and trained on the patients whose latent is observed (strict
     patient-disjoint 80/10/10 split, the ``split_key`` column when present; normalisation from the training
-    split only), then every patient is imputed. With a model (or the path of a saved one), nothing is trained.
+    split only), then every patient is imputed. With a model (or the folder of a saved one), nothing is trained
+    and ``mdata`` needs RNA only (new patients without any latent are the usual case).
+
+    Genes are matched by name: a different gene order is reordered; genes of the model that ``mdata`` lacks are
+    padded with their training mean, i.e. zero in the model's normalised (standardised log-expression) units, and a
+    ``UserWarning`` names them and what reads them; fewer than ``min_gene_overlap`` of the model's genes is an
+    error. A saved model is read without unpickling anything (safetensors + JSON, see :meth:`CFMD.load
+    <cfmd.models.CFMD.load>`). On any error ``mdata`` is left exactly as it was.
 
     Parameters
     ----------
@@ -68,7 +77,9 @@ def impute(
     rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key
         Passed to :meth:`~cfmd.models.CFMD.setup_mudata` when training.
     split_key
-        ``.obs`` column with a patient split (see :func:`~cfmd.tl.split_patients`).
+        ``.obs`` column with a patient split (see :func:`~cfmd.tl.split_patients`). The default ``"cfmd_split"`` is
+        used when present, otherwise a seeded split is drawn (and logged); any other name must be a column of
+        ``mdata.obs``; ``None`` draws a split.
     seed
         Seed of the split and of training (``scvi.settings.seed``).
     max_epochs
@@ -77,6 +88,10 @@ def impute(
         Extra keyword arguments of :class:`~cfmd.models.CFMD` and :meth:`~cfmd.models.CFMD.train`.
     save_model
         Directory to save the trained model to (overwritten).
+    prefix
+        File-name prefix of the saved model, for ``save_model`` and for loading ``model`` from a folder.
+    min_gene_overlap
+        With ``model``: smallest fraction of the model's genes ``mdata[rna_key]`` must have (default 0.5).
 
     Returns
     -------
@@ -92,7 +107,9 @@ def impute(
         The layout.
     ``.uns[key_added]``
         Model identity and settings: class, version, init parameters (JSON), split sizes, seed, the saved model
-        path (if any), ``fill``, the source latent key.
+        path (if any), ``fill``, the source latent key, ``provenance`` (per slice), and ``split``: the model's
+        stored patient split, ``{"train": [obs names], "validation": [...], "test": [...]}`` (lists of str; the
+        training cohort's patients, so evaluation can check it never scores patients the model trained on).
 
     Examples
     --------
@@ -111,6 +128,23 @@ def impute(
     >>> mdata.obsm["X_cfmd"].shape, mdata.uns["X_cfmd"]["provenance"]["cnv"]
     ((120, 328), 'zero-masked')
     """
+    from .._transaction import unchanged_on_error
+
+    with unchanged_on_error(mdata):
+        return _impute(
+            mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, layout=layout,
+            rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale, geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key, split_key=split_key, seed=seed, max_epochs=max_epochs,
+            model_kwargs=model_kwargs, train_kwargs=train_kwargs, save_model=save_model, prefix=prefix,
+            min_gene_overlap=min_gene_overlap,
+        )  # fmt: skip
+
+
+def _impute(
+    mdata, *, model, latent_key, key_added, fill, layout, rna_key, rna_layer, rna_scale, geneformer_key,
+    gene_embedding_key, split_key, seed, max_epochs, model_kwargs, train_kwargs, save_model, prefix, min_gene_overlap,
+):  # fmt: skip
+    """The body of :func:`impute` (run inside ``unchanged_on_error``)."""
     import pandas as pd
     import scvi
 
@@ -123,14 +157,16 @@ def impute(
         raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
     if key_added == latent_key:
         raise InvalidInputError("`key_added` must differ from `latent_key` (the observed latent is kept).")
-    source = None
+    source, target = None, mdata
     if model is None and layout is not None:
         if not isinstance(layout, LatentLayout):
             raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout; got {type(layout).__name__}.")
         if latent_key in mdata.obsm:
             layout.check_width(np.shape(mdata.obsm[latent_key])[1], field=f"mdata.obsm[{latent_key!r}]")
     if model is None:
-        from ..models._latent_imputer import make_split, validate_imputer_setup
+        from ..models._latent_imputer import check_split_key, make_split, validate_imputer_setup
+
+        check_split_key(mdata, split_key)
 
         # every check that does not need the registered model, before anything touches `mdata`
         validate_imputer_setup(
@@ -143,7 +179,7 @@ def impute(
             gene_embedding_key=gene_embedding_key,
         )
         fractions = dict(model_kwargs or {}).get("split_fractions", (0.8, 0.1, 0.1))
-        make_split(mdata, latent_key, split_key, fractions, seed)
+        make_split(mdata, latent_key, split_key, fractions, seed, log=False)  # checked here, logged by CFMD
         scvi.settings.seed = int(seed)
         CFMD.setup_mudata(
             mdata,
@@ -158,16 +194,12 @@ def impute(
         options = {"max_epochs": max_epochs, **dict(train_kwargs or {})}
         model.train(**options)
         if save_model is not None:
-            model.save(save_model, overwrite=True)
+            model.save(save_model, overwrite=True, prefix=prefix)
             source = str(save_model)
     elif isinstance(model, str | PathLike):
         source = str(model)
-        if not Path(model).is_dir():
-            raise InvalidInputError(f"`model` path {str(model)!r} is not a directory with a saved CFMD model.")
-        try:
-            model = CFMD.load(str(model), adata=mdata)
-        except ValueError as err:  # scvi-tools' registry checks (genes, fields) -> one clear error
-            raise InvalidInputError(f"The CFMD model saved in {source!r} does not fit `mdata`: {err}") from None
+        model = CFMD.load(Path(model), adata=mdata, prefix=prefix, min_gene_overlap=min_gene_overlap)
+        target = model.adata  # `mdata` itself, or its copy with the model's genes (already aligned, warned once)
     elif not isinstance(model, CFMD):
         raise InvalidInputError(
             f"`model` must be a CFMD model, a saved model directory or None; got {type(model).__name__}."
@@ -175,7 +207,7 @@ def impute(
 
     model_layout = model.layout
     latent_key_used = model.adata_manager.registry["setup_args"]["latent_key"]
-    prediction = model.get_imputed_latent(mdata)
+    prediction = model.get_imputed_latent(target)
     if latent_key_used in mdata.obsm:
         observed_latent = np.asarray(mdata.obsm[latent_key_used], dtype=np.float32)
         model_layout.check_width(observed_latent.shape[1], field=f"mdata.obsm[{latent_key_used!r}]")
@@ -208,6 +240,7 @@ def impute(
         "fill": fill,
         "latent_key": latent_key_used,
         "provenance": dict(model.provenance),
+        "split": {part: [str(name) for name in names] for part, names in model.split_.items()},
     }
     logger.info(
         "impute: wrote .obsm[%r] for %d patients (%d observed, %d imputed).",

@@ -1,0 +1,85 @@
+"""Helpers shared by tests (not a test module)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+SMALL_CFMD = {"rmd_kwargs": {"d_model": 16, "d_feedforward": 32}, "d_hidden": 16}
+PLANTED = {"geneformer_key": "transcriptomic_context", "gene_embedding_key": "structural_features"}
+QUIET = {"enable_progress_bar": False}
+
+
+def tiny_cohort(n_patients: int = 120, n_genes: int = 300):
+    """A tiny synthetic cohort with a StructuredVAE latent (2 epochs) in ``.obsm['X_structured']``."""
+    import cfmd
+
+    mdata = cfmd.datasets.synthetic_cohort(n_patients=n_patients, n_genes=n_genes)
+    cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs=QUIET)
+    return mdata
+
+
+def tiny_cfmd(mdata, **kwargs):
+    """Train a tiny CFMD on ``mdata`` (2 epochs, small decoder) with ``cfmd.tl.impute``; returns the model."""
+    import cfmd
+
+    options = {"max_epochs": 2, "model_kwargs": SMALL_CFMD, "train_kwargs": QUIET, **PLANTED, **kwargs}
+    return cfmd.tl.impute(mdata, **options)
+
+
+def _assert_value_equal(before, after, where: str) -> None:
+    if isinstance(before, pd.DataFrame):
+        assert isinstance(after, pd.DataFrame), where
+        pd.testing.assert_frame_equal(before, after, check_exact=True, obj=where)
+    elif isinstance(before, pd.Series):
+        pd.testing.assert_series_equal(before, after, check_exact=True, obj=where)
+    elif sparse.issparse(before):
+        assert sparse.issparse(after) and before.shape == after.shape, where
+        assert (before != after).nnz == 0, where
+    elif isinstance(before, np.ndarray):
+        after = np.asarray(after)
+        assert before.dtype == after.dtype and before.shape == after.shape, where
+        np.testing.assert_array_equal(before, after, err_msg=where)
+    elif isinstance(before, dict):
+        assert isinstance(after, dict) and set(before) == set(after), f"{where}: keys {set(before) ^ set(after)}"
+        for key in before:
+            _assert_value_equal(before[key], after[key], f"{where}[{key!r}]")
+    elif isinstance(before, list | tuple):
+        assert len(before) == len(after), where
+        for i, (a, b) in enumerate(zip(before, after)):
+            _assert_value_equal(a, b, f"{where}[{i}]")
+    else:
+        assert type(before) is type(after) and before == after, f"{where}: {before!r} != {after!r}"
+
+
+def _assert_anndata_unchanged(before, after, where: str) -> None:
+    assert before.shape == after.shape, f"{where}.shape"
+    if getattr(before, "X", None) is not None or getattr(after, "X", None) is not None:
+        _assert_value_equal(before.X, after.X, f"{where}.X")
+    _assert_value_equal(before.obs, after.obs, f"{where}.obs")
+    _assert_value_equal(before.var, after.var, f"{where}.var")
+    _assert_value_equal(dict(before.uns), dict(after.uns), f"{where}.uns")
+    for name in ("obsm", "varm", "layers", "obsp", "varp"):
+        if hasattr(before, name):
+            _assert_value_equal(dict(getattr(before, name)), dict(getattr(after, name)), f"{where}.{name}")
+
+
+def assert_mudata_unchanged(before_copy, after) -> None:
+    """Assert that ``after`` equals ``before_copy`` (a ``.copy()`` taken before the call) value by value.
+
+    Compares X, layers, obs, var, obsm, varm, obsp, varp and uns of the MuData and of every modality.
+    """
+    import mudata as md
+
+    if isinstance(before_copy, md.MuData):
+        assert list(before_copy.mod) == list(after.mod), "modalities"
+        _assert_value_equal(before_copy.obs, after.obs, "mdata.obs")
+        _assert_value_equal(before_copy.var, after.var, "mdata.var")
+        _assert_value_equal(dict(before_copy.uns), dict(after.uns), "mdata.uns")
+        for name in ("obsm", "varm", "obsp", "varp"):
+            _assert_value_equal(dict(getattr(before_copy, name)), dict(getattr(after, name)), f"mdata.{name}")
+        for mod in before_copy.mod:
+            _assert_anndata_unchanged(before_copy.mod[mod], after.mod[mod], f"mdata[{mod!r}]")
+    else:
+        _assert_anndata_unchanged(before_copy, after, "adata")
