@@ -91,8 +91,9 @@ def impute(
     ``.uns[f"{key_added}_layout"]``
         The layout.
     ``.uns[key_added]``
-        Model identity and settings: class, version, init parameters (JSON), split sizes, seed, the saved model
-        path (if any), ``fill``, the source latent key.
+        Model identity and settings: class, version, init parameters (JSON), split sizes, ``split`` (the obs
+        names of the model's ``train`` / ``validation`` / ``test`` patients, which :func:`~cfmd.tl.evaluate`
+        checks), seed, the saved model path (if any), ``fill``, the source latent key.
 
     Examples
     --------
@@ -203,6 +204,7 @@ def impute(
         "cfmd_version": __version__,
         "init_params": json.dumps(_jsonable(model.init_params_), sort_keys=True),
         "split_sizes": split_sizes,
+        "split": {k: [str(name) for name in v] for k, v in model.split_.items()},
         "seed": int(seed),
         "model_path": source or "",
         "fill": fill,
