@@ -481,6 +481,7 @@ def evaluate(
     Examples
     --------
     >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300)
+    >>> cfmd.tl.split_patients(mdata)
     >>> _ = cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs={"enable_progress_bar": False})
     >>> _ = cfmd.tl.impute(
     ...     mdata,
@@ -491,7 +492,7 @@ def evaluate(
     ...     model_kwargs={"rmd_kwargs": {"d_model": 16, "d_feedforward": 32}},
     ...     train_kwargs={"enable_progress_bar": False},
     ... )
-    >>> cfmd.tl.evaluate(mdata, survival=False, n_boot=20)
+    >>> cfmd.tl.evaluate(mdata, survival=False, n_boot=20)  # fill="missing" (the default) would be refused
     >>> mdata.uns["cfmd_evaluation"]["settings"]["in_sample"]
     False
     """
