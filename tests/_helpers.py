@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -28,6 +31,27 @@ def tiny_cfmd(mdata, **kwargs):
     return cfmd.tl.impute(mdata, **options)
 
 
+@functools.lru_cache(maxsize=1)
+def _tiny_imputed():
+    import cfmd
+
+    mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300, seed=0)
+    cfmd.tl.split_patients(mdata)
+    cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs=QUIET)
+    model = tiny_cfmd(mdata)  # the README's flow: fill="missing" -> observed latents kept under "X_cfmd"
+    cfmd.tl.impute(mdata, model=model, key_added="X_cfmd_all", fill="all")  # the same model's predictions
+    return mdata, model
+
+
+def tiny_imputed_cohort():
+    """A copy of the README flow at tiny sizes (120 patients x 300 genes, 2 epochs), and its CFMD model.
+
+    ``.obsm["X_cfmd"]``: ``fill="missing"`` (observed latents kept); ``.obsm["X_cfmd_all"]``: ``fill="all"``.
+    """
+    mdata, model = _tiny_imputed()
+    return mdata.copy(), model
+
+
 def _assert_value_equal(before, after, where: str) -> None:
     if isinstance(before, pd.DataFrame):
         assert isinstance(after, pd.DataFrame), where
@@ -41,14 +65,16 @@ def _assert_value_equal(before, after, where: str) -> None:
         after = np.asarray(after)
         assert before.dtype == after.dtype and before.shape == after.shape, where
         np.testing.assert_array_equal(before, after, err_msg=where)
-    elif isinstance(before, dict):
-        assert isinstance(after, dict) and set(before) == set(after), f"{where}: keys {set(before) ^ set(after)}"
+    elif isinstance(before, Mapping):
+        assert isinstance(after, Mapping) and set(before) == set(after), f"{where}: keys {set(before) ^ set(after)}"
         for key in before:
             _assert_value_equal(before[key], after[key], f"{where}[{key!r}]")
     elif isinstance(before, list | tuple):
         assert len(before) == len(after), where
         for i, (a, b) in enumerate(zip(before, after)):
             _assert_value_equal(a, b, f"{where}[{i}]")
+    elif isinstance(before, float) and np.isnan(before):
+        assert isinstance(after, float) and np.isnan(after), where
     else:
         assert type(before) is type(after) and before == after, f"{where}: {before!r} != {after!r}"
 

@@ -166,3 +166,144 @@ def test_loco_fast_and_strict(latent_cohort):
         cfmd.tl.loco_audit(mdata, chromosomes=["Y"])
     with pytest.raises(InvalidInputError, match="`decoders`"):
         cfmd.tl.loco_audit(mdata, decoders=["cnn"])
+
+
+# ------------------------------------------------------------------ honest evaluation by construction (issue 12)
+@pytest.fixture
+def readme_flow():
+    """The README's "A first look" flow at tiny sizes: X_cfmd (fill="missing") and X_cfmd_all (fill="all")."""
+    from _helpers import tiny_imputed_cohort
+
+    return tiny_imputed_cohort()
+
+
+@pytest.mark.slow
+def test_readme_flow_cannot_score_observed_latents(readme_flow):
+    mdata, _ = readme_flow
+    test = mdata.obs["cfmd_split"].to_numpy() == "test"
+    # fill="missing" (the default) keeps the observed latent of the test patients: scoring it would give R^2 = 1
+    np.testing.assert_array_equal(mdata.obsm["X_cfmd"][test], mdata.obsm["X_structured"][test])
+    with pytest.raises(InvalidInputError, match=r"mdata\.obsm\['X_cfmd'\] holds the observed latent.*fill='all'"):
+        cfmd.tl.evaluate(mdata, n_boot=10)
+    assert "cfmd_evaluation" not in mdata.uns
+    # fill="all": the model's predictions are scored, and they are not the truth
+    cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", n_boot=10)
+    result = mdata.uns["cfmd_evaluation"]
+    slices = result["slices"]
+    assert (slices["r2"] < 1).all() and result["summary"].loc[0, "latent_r2"] < 1
+    assert not slices["in_sample"].any() and result["settings"]["in_sample"] is False
+    assert result["params"]["n_patients"] == int(test.sum())
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_the_truth_and_its_copies(readme_flow):
+    mdata, _ = readme_flow
+    with pytest.raises(InvalidInputError, match="names the truth key 'X_structured' itself"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_structured", n_boot=10)
+    mdata.obsm["X_copy"] = np.asarray(mdata.obsm["X_structured"]).copy()
+    with pytest.raises(InvalidInputError, match=r"mdata\.obsm\['X_copy'\].*equals the observed latent"):
+        cfmd.tl.evaluate(mdata, predicted_keys={"mine": "X_copy"}, n_boot=10)
+    # one copied row among honest predictions is refused too
+    mixed = np.asarray(mdata.obsm["X_cfmd_all"]).copy()
+    first_test = np.flatnonzero(mdata.obs["cfmd_split"].to_numpy() == "test")[0]
+    mixed[first_test] = mdata.obsm["X_structured"][first_test]
+    mdata.obsm["X_mixed"] = mixed
+    with pytest.raises(InvalidInputError, match="on 1 of the"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_mixed", n_boot=10)
+
+
+@pytest.mark.slow
+def test_evaluate_in_sample_needs_the_option_and_is_labelled(readme_flow):
+    mdata, _ = readme_flow
+    with pytest.raises(InvalidInputError, match="`subset='train'`.*in_sample=True"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", subset="train", n_boot=10)
+    with pytest.warns(UserWarning, match="IN-SAMPLE"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", subset="train", in_sample=True, n_boot=10)
+    result = mdata.uns["cfmd_evaluation"]
+    assert set(result["slices"]["method"]) == {"X_cfmd_all (in-sample)"}
+    assert result["slices"]["in_sample"].all() and result["summary"]["in_sample"].all()
+    assert result["settings"]["in_sample"] is True and result["params"]["in_sample"] is True
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_a_mistyped_split_key(readme_flow):
+    mdata, _ = readme_flow
+    with pytest.raises(InvalidInputError, match="`split_key` 'cfmd_splt' is not a column of mdata.obs.*'cfmd_split'"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", split_key="cfmd_splt", n_boot=10)
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_patients_the_model_trained_on(readme_flow):
+    mdata, model = readme_flow
+    recorded = mdata.uns["X_cfmd_all"]["split"]
+    assert set(recorded["train"]) == set(model.split_["train"])
+    trained = recorded["train"][0]
+    split = mdata.obs["cfmd_split"].copy()
+    split[trained] = "test"  # a training patient relabelled test after the model was trained
+    mdata.obs["cfmd_split"] = split
+    with pytest.raises(
+        InvalidInputError, match=f"1 of the .* test patients scored were in the train / validation.*'{trained}'"
+    ):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", n_boot=10, survival=False)
+    with pytest.warns(UserWarning, match="IN-SAMPLE"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", n_boot=10, survival=False, in_sample=True)
+    assert mdata.uns["cfmd_evaluation"]["slices"]["in_sample"].all()
+
+
+@pytest.mark.slow
+def test_evaluate_warns_when_a_latent_has_no_split_record(readme_flow):
+    mdata, _ = readme_flow
+    mdata.obsm["X_mine"] = np.asarray(mdata.obsm["X_cfmd_all"]).copy()  # a user's own latent: no .uns record
+    with pytest.warns(UserWarning, match=r"mdata\.uns\['X_mine'\] has no record of the split"):
+        cfmd.tl.evaluate(mdata, predicted_keys="X_mine", n_boot=10, survival=False)
+    assert mdata.uns["cfmd_evaluation"]["params"]["predicted_keys"] == {"X_mine": "X_mine"}
+
+
+@pytest.mark.slow
+def test_survival_head_ignores_the_test_patients(readme_flow):
+    """Leakage proof: the frozen head is a function of the training (and validation) patients only."""
+    mdata, _ = readme_flow
+    cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", n_boot=10)
+    head = mdata.uns["cfmd_evaluation"]["settings"]["survival_head"]
+    test = np.flatnonzero(mdata.obs["cfmd_split"].to_numpy() == "test")
+    rng = np.random.default_rng(1)
+    perturbed = mdata.copy()
+    truth = np.asarray(perturbed.obsm["X_structured"]).copy()
+    truth[test] += rng.standard_normal((test.size, truth.shape[1])).astype(truth.dtype)
+    perturbed.obsm["X_structured"] = truth
+    prediction = np.asarray(perturbed.obsm["X_cfmd_all"]).copy()
+    prediction[test] = rng.standard_normal((test.size, prediction.shape[1]))
+    perturbed.obsm["X_cfmd_all"] = prediction
+    cfmd.tl.evaluate(perturbed, predicted_keys="X_cfmd_all", n_boot=10)
+    again = perturbed.uns["cfmd_evaluation"]["settings"]["survival_head"]
+    assert again["alpha"] == head["alpha"] and again["n_train"] == head["n_train"]
+    np.testing.assert_array_equal(again["coef"], head["coef"])  # bitwise identical
+    before = mdata.uns["cfmd_evaluation"]["slices"].set_index("slice")["r2"]
+    after = perturbed.uns["cfmd_evaluation"]["slices"].set_index("slice")["r2"]
+    assert not np.allclose(before, after)  # the perturbation did reach the scores
+
+
+@pytest.mark.slow
+def test_evaluation_settings_survive_h5mu(readme_flow, tmp_path):
+    import mudata
+
+    from cfmd.pl._base import resolve_table
+
+    mdata, _ = readme_flow
+    cfmd.tl.evaluate(mdata, predicted_keys="X_cfmd_all", n_boot=12, ci=0.9, seed=5)
+    attrs = mdata.uns["cfmd_evaluation"]["summary"].attrs
+    mdata.write(tmp_path / "evaluated.h5mu")
+    back = mudata.read_h5mu(tmp_path / "evaluated.h5mu")
+    settings = cfmd.tl.evaluation_settings(back.uns["cfmd_evaluation"])
+    assert settings["n_boot"] == 12 and settings["ci"] == pytest.approx(0.9) and settings["seed"] == 5
+    assert settings["reference"] == "X_cfmd_all" and not settings["in_sample"] and settings["subset"] == "test"
+    assert settings["survival_head"]["alpha"] == attrs["survival_head"]["alpha"]
+    np.testing.assert_array_equal(settings["survival_head"]["coef"], attrs["survival_head"]["coef"])
+    # the plots read the confidence level from the stored settings once .attrs are gone
+    table, _, _ = resolve_table(back, uns_keys=[("cfmd_evaluation", "slices")], field="table")
+    assert table.attrs["ci"] == pytest.approx(0.9)
+    import matplotlib.pyplot as plt
+
+    fig = cfmd.pl.slice_r2(back, key="cfmd_evaluation", return_fig=True)
+    assert "90% bootstrap CI" in fig.axes[0].get_legend().get_title().get_text()
+    plt.close("all")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,8 @@ def demo_figures(
 ) -> FigureSet:
     """The demo's figures: observed vs imputed latent UMAP, per-slice R^2 and reconstruction vs utility.
 
-    The imputed latents are scored against zero-masking on the held-out test patients with
+    The imputed latents (predictions for every patient, ``fill="all"``; :func:`cfmd.tl.evaluate` refuses observed
+    latents and patients a model trained on) are scored against zero-masking on the held-out test patients with
     :func:`cfmd.tl.evaluate` (bootstrap intervals, frozen survival head); the scores are written as
     ``evaluation_slices.csv`` / ``evaluation_summary.csv`` next to the figures. When the cohort is too small for a
     survival score (a split without events), the R^2 figures are still drawn and the reconstruction-utility figure
@@ -130,14 +132,19 @@ def demo_figures(
     mdata.obsm["X_zero_mask"] = np.zeros((mdata.n_obs, width), dtype=np.float32)
     predicted = {**keys, ZERO_MASK_LABEL: "X_zero_mask"}
     evaluation_options = {"truth_key": observed_key, "split_key": split_key, "n_boot": n_boot, "seed": seed}
-    try:
-        tl.evaluate(mdata, predicted_keys=predicted, reference=ZERO_MASK_LABEL, **evaluation_options)
-    except InvalidInputError as error:
-        logger.warning("demo figures: no survival score (%s); scoring the latent R^2 only.", error)
-        figures.skipped["reconstruction_utility"] = f"no survival score: {error}"
-        tl.evaluate(mdata, predicted_keys=predicted, survival=False, **evaluation_options)
+    with warnings.catch_warnings():
+        # zero-masking is trained on no patient: its missing split record is expected, not a warning
+        warnings.filterwarnings("ignore", message=r"mdata\.uns\['X_zero_mask'\] has no record", category=UserWarning)
+        try:
+            tl.evaluate(mdata, predicted_keys=predicted, reference=ZERO_MASK_LABEL, **evaluation_options)
+        except InvalidInputError as error:
+            logger.warning("demo figures: no survival score (%s); scoring the latent R^2 only.", error)
+            figures.skipped["reconstruction_utility"] = f"no survival score: {error}"
+            tl.evaluate(mdata, predicted_keys=predicted, survival=False, **evaluation_options)
     evaluation = mdata.uns["cfmd_evaluation"]
+    settings = tl.evaluation_settings(evaluation)  # plain values, as a written .h5mu keeps them (not .attrs)
     for name in ("slices", "summary"):
+        evaluation[name].attrs.update(settings)
         path = directory / f"evaluation_{name}.csv"
         evaluation[name].to_csv(path, index=False)
         figures.tables[f"evaluation_{name}"] = path

@@ -286,8 +286,9 @@ def resolve_table(
 
     Returns
     -------
-    The table (a copy), the ``.uns`` mapping it came from (``None`` for a DataFrame; gives access to stored
-    summaries) and a description of where it came from (for error messages).
+    The table (a copy; its ``attrs`` completed from the entry's ``"settings"``, e.g. the confidence level ``ci``,
+    which ``.h5mu`` files keep while they drop ``attrs``), the ``.uns`` mapping it came from (``None`` for a
+    DataFrame; gives access to stored summaries) and a description of where it came from (for error messages).
     """
     if isinstance(data, pd.DataFrame):
         return data.copy(), None, f"`{field}`"
@@ -315,7 +316,12 @@ def resolve_table(
             table = entry[table_key]
             if not isinstance(table, pd.DataFrame):
                 raise InvalidInputError(f"{where} must be a pandas DataFrame; got {type(table).__name__}.")
-            return table.copy(), entry, where
+            table = table.copy()
+            settings = entry.get("settings")
+            if isinstance(settings, Mapping):  # plain values stored by cfmd.tl (kept by .h5mu, unlike .attrs)
+                for name, value in settings.items():
+                    table.attrs.setdefault(name, value.item() if isinstance(value, np.generic) else value)
+            return table, entry, where
         if isinstance(entry, Mapping):
             raise InvalidInputError(
                 f"{field}.uns[{uns_key!r}] has no table {table_key!r}; it holds {describe_examples(list(entry))}."

@@ -125,7 +125,8 @@ def reconstruction_utility(
     table
         One row per method with columns ``method``, ``latent_r2``, ``latent_r2_low``, ``latent_r2_high``,
         ``c_index``, ``c_index_low``, ``c_index_high`` (``*_ci_low``/``*_ci_high`` are accepted for the bounds; NaN
-        allowed in the ``latent_r2`` columns); or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["table3"]``.
+        allowed in the ``latent_r2`` columns); or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["table3"]``
+        (or ``.uns["cfmd_evaluation"]["summary"]``, written by :func:`~cfmd.tl.evaluate`).
         Methods other than the reference whose latent R^2 is NaN cannot be placed and are left out (logged).
     reference
         The method drawn as the horizontal reference line (matched exactly, else ignoring case and punctuation, so
@@ -164,7 +165,9 @@ def reconstruction_utility(
     check_choice(ci, "ci", CI_STYLES)
     if not isinstance(labels, bool):
         raise InvalidInputError(f"`labels` must be True or False; got {labels!r}.")
-    table, _, where = resolve_table(table, uns_keys=[("cfmd_benchmark", "table3")], field="table")
+    table, _, where = resolve_table(
+        table, uns_keys=[("cfmd_benchmark", "table3"), ("cfmd_evaluation", "summary")], field="table"
+    )
     require_columns(table, ["method", "latent_r2", "c_index"], where)
     r2_bounds = ci_columns(table, "latent_r2", where, required=ci is not None)
     c_bounds = ci_columns(table, "c_index", where, required=ci is not None)

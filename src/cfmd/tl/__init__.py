@@ -13,7 +13,7 @@ from ._bootstrap import (
     resampled_slice_metrics,
     stratified_bootstrap_indices,
 )
-from ._evaluate import evaluate, score_methods
+from ._evaluate import evaluate, evaluation_settings, score_methods
 from ._fit_latent import fit_latent
 from ._impute import impute
 from ._loco import loco_audit
@@ -29,6 +29,7 @@ __all__ = [
     "MethodContext",
     "benchmark",
     "evaluate",
+    "evaluation_settings",
     "format_markdown",
     "get_method",
     "loco_audit",

@@ -13,8 +13,9 @@ import pandas as pd
 
 from .._layout import LatentLayout
 from .._logging import logger
-from .._validation import InvalidInputError, check_obsm, describe_examples
-from ._evaluate import score_methods, survival_data
+from .._transaction import unchanged_on_error
+from .._validation import InvalidInputError, check_obsm, check_positive_int, describe_examples
+from ._evaluate import check_ci, score_methods, survival_data
 from ._methods import METHODS, MethodContext, get_method
 from ._split import split_indices
 
@@ -97,7 +98,7 @@ def benchmark(
     train_kwargs
         Extra keyword arguments of every ``train`` call.
     n_boot, ci, bootstrap_seed
-        Bootstrap settings.
+        Bootstrap resamples (>= 1), confidence level (strictly between 0 and 1) and seed; checked before training.
     key_added
         ``.uns`` key of the results.
 
@@ -109,6 +110,19 @@ def benchmark(
     Bonferroni-adjusted p-values), all slices of all methods, the per-cancer-type breakdown and wall times.
     Also written to ``mdata.uns[key_added]`` (with ``params``); see :func:`write_benchmark` for CSV/Markdown.
     """
+    with unchanged_on_error(mdata):
+        return _benchmark(**locals())
+
+
+def _benchmark(
+    mdata, *, methods, seeds, latent_key, split_key, rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key,
+    rna_only_key, time_key, event_key, cancer_type_key, max_epochs, cfmd_kwargs, train_kwargs, n_boot, ci,
+    bootstrap_seed, key_added,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
+    n_boot = check_positive_int(n_boot, "n_boot")
+    ci = check_ci(ci)
+    if isinstance(bootstrap_seed, bool) or not isinstance(bootstrap_seed, int | np.integer):
+        raise InvalidInputError(f"`bootstrap_seed` must be an integer; got {bootstrap_seed!r}.")
     methods = list(methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

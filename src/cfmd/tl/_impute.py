@@ -235,12 +235,12 @@ def _impute(
         "cfmd_version": __version__,
         "init_params": json.dumps(_jsonable(model.init_params_), sort_keys=True),
         "split_sizes": split_sizes,
+        "split": {k: [str(name) for name in v] for k, v in model.split_.items()},
         "seed": int(seed),
         "model_path": source or "",
         "fill": fill,
         "latent_key": latent_key_used,
         "provenance": dict(model.provenance),
-        "split": {part: [str(name) for name in names] for part, names in model.split_.items()},
     }
     logger.info(
         "impute: wrote .obsm[%r] for %d patients (%d observed, %d imputed).",
