@@ -46,3 +46,17 @@ def latent_cohort_session():
 def latent_cohort(latent_cohort_session):
     """A fresh copy of :func:`latent_cohort_session`, safe to modify."""
     return latent_cohort_session.copy()
+
+
+#: Fixtures that train a model for tens of seconds on 2 CPU cores: every test that uses one is marked ``slow``
+#: (``make test-fast`` skips them; ``make test`` runs everything).
+SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained"})
+#: Docstring examples that train a model (their doctests run in ``make test`` only).
+SLOW_DOCTESTS = frozenset({"cfmd.tl._impute.impute", "cfmd.tl._evaluate.evaluate", "cfmd.tl._fit_latent.fit_latent"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` the tests that use a :data:`SLOW_FIXTURES` fixture and the :data:`SLOW_DOCTESTS`."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)

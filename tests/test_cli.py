@@ -299,6 +299,7 @@ def test_impute_trains_saves_and_applies_a_model(capsys, tmp_path, cohort_file):
 
 
 # ---------------------------------------------------------------------------------------------- benchmark
+@pytest.mark.slow
 def test_benchmark_writes_tables_figures_and_report(capsys, tmp_path, cohort_file):
     out = tmp_path / "bench"
     code, stdout, err = run(capsys, "benchmark", cohort_file, "--out", out, *QUICK_BENCHMARK, *PLANTED)
@@ -414,8 +415,14 @@ def test_demo_command_wraps_run_demo(capsys, tmp_path, results_mdata, monkeypatc
     calls = []
     defaults = inspect.signature(_demo.run_demo).parameters
 
-    def fake_run_demo(out, *, n_patients=defaults["n_patients"].default, n_genes=defaults["n_genes"].default):
-        calls.append((n_patients, n_genes))
+    def fake_run_demo(
+        out,
+        *,
+        n_patients=defaults["n_patients"].default,
+        n_genes=defaults["n_genes"].default,
+        protocol=defaults["protocol"].default,
+    ):
+        calls.append((n_patients, n_genes, protocol))
         Path(out).mkdir(parents=True, exist_ok=True)
         results_mdata.write(Path(out) / "results.h5mu")
         print("the demo's table")
@@ -425,14 +432,16 @@ def test_demo_command_wraps_run_demo(capsys, tmp_path, results_mdata, monkeypatc
     out = tmp_path / "demo"
     code, stdout, err = run(capsys, "demo", "--out", out, "--patients", "300", "--genes", "400")
     assert code == EXIT_OK, err
-    assert calls == [(300, 400)] and stdout == "the demo's table\n"
+    assert calls == [(300, 400, "quick")] and stdout == "the demo's table\n"
     for name in ("latent_umap.png", "slice_r2.png", "reconstruction_utility.png", "evaluation_summary.csv"):
         assert (out / name).is_file(), name
     assert run(capsys, "demo", "--out", out)[0] == EXIT_OUTPUT_EXISTS
     assert run(capsys, "demo", "--out", out, "--overwrite")[0] == EXIT_OK
-    assert calls[-1] == (1200, 2000)  # run_demo's own defaults
+    assert calls[-1] == (800, 1000, "quick")  # run_demo's own defaults
+    assert run(capsys, "demo", "--out", out, "--overwrite", "--protocol", "paper")[0] == EXIT_OK
+    assert calls[-1] == (800, 1000, "paper")
 
-    def failing_run_demo(out, *, n_patients, n_genes):
+    def failing_run_demo(out, *, n_patients, n_genes, protocol):
         Path(out).mkdir(parents=True, exist_ok=True)
         raise cfmd.InvalidInputError("`n_genes` must be an integer >= 220; got 10.")
 

@@ -188,6 +188,7 @@ def test_genes_below_the_minimum_overlap_are_a_clear_error(saved):
         CFMD.load(folder, adata=half, min_gene_overlap=0.4)
 
 
+@pytest.mark.slow
 def test_structured_vae_load_on_rna_only_new_patients(tmp_path):
     mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300)
     vae = cfmd.tl.fit_latent(mdata, max_epochs=2, train_kwargs=QUIET)

@@ -332,6 +332,7 @@ def umap_mdata():
     return mdata
 
 
+@pytest.mark.slow
 def test_latent_umap_shares_one_embedding(umap_mdata, tmp_path):
     path = tmp_path / "umap.png"
     fig = cfmd.pl.latent_umap(umap_mdata, save=path, return_fig=True, random_state=0)

@@ -117,6 +117,7 @@ def test_save_load_round_trip_is_exact(fitted, tmp_path):
     assert loaded.layout == model.layout
 
 
+@pytest.mark.slow
 def test_same_seed_same_latent():
     def run():
         mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300, seed=3)
@@ -126,6 +127,7 @@ def test_same_seed_same_latent():
     np.testing.assert_array_equal(run(), run())
 
 
+@pytest.mark.slow
 def test_log2_scale_uses_gaussian_likelihood():
     mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300, seed=3)
     rna = mdata["rna"]
@@ -225,6 +227,7 @@ def test_setup_anndata_not_supported(cohort):
         StructuredVAE.setup_anndata(cohort["rna"])
 
 
+@pytest.mark.slow
 def test_sparse_csc_counts_accepted(cohort):
     cohort["rna"].X = sparse.csc_matrix(cohort["rna"].X)
     cfmd.tl.fit_latent(cohort, max_epochs=1, train_kwargs={"enable_progress_bar": False})
