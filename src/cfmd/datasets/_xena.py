@@ -874,7 +874,8 @@ def _lookup_genes(
                 if repaired is not None:
                     changed[row] = repaired
                     symbol = repaired[0]
-            ensembl = symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
+            # an empty symbol never maps (Geneformer's map has an entry for the empty string)
+            ensembl = None if symbol in _NO_SYMBOL else symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
             if ensembl is None:
                 symbol = None
                 changed.pop(row, None)
