@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from test_read_xena import PATIENTS, meth_file, rna_file, survival_all, survival_frame, write_matrix  # noqa: F401
+from test_read_xena import PATIENTS, survival_all, survival_frame, write_matrix
 
 from cfmd import LatentLayout
 from cfmd._expression import check_expression_scale
@@ -17,6 +17,23 @@ from cfmd.tl._evaluate import score_methods, survival_data
 from cfmd.tl._split import MISSING_STRATUM, split_indices
 
 BARCODES = [f"{p}-01A-11D-A000-01" for p in PATIENTS]
+
+
+@pytest.fixture
+def rna_file(tmp_path):
+    values = np.arange(12).reshape(4, 3)
+    return write_matrix(
+        tmp_path / "rna.tsv.gz", ["TP53", "MKI67", "EGFR", "GAPDH"], [f"{p}-01A-11R-A000-07" for p in PATIENTS], values
+    )
+
+
+@pytest.fixture
+def meth_file(tmp_path):
+    """Methylation of TCGA-AA-0002 (with RNA) and TCGA-AA-0004 (without RNA)."""
+    return write_matrix(
+        tmp_path / "meth.tsv", ["TP53", "BRCA1"], ["TCGA.AA.0002", "TCGA.AA.0004"], [[0.1, 0.2], [0.9, 0.8]]
+    )
+
 
 # --------------------------------------------------------------------------- 1. mutation counts
 
