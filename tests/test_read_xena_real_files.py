@@ -158,7 +158,6 @@ def test_shipped_probe_table():
     assert table.loc["cg00000029"].tolist() == ["16", 53_400_000]
 
 
-@pytest.mark.slow
 def test_brca_27k_probes_aggregate_to_arms(shared_dir):
     cohort = shared_dir / "cohorts" / "tcga_brca_348"
     mdata = read_xena(
