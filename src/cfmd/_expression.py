@@ -38,7 +38,16 @@ def check_expression_scale(X, scale: str, field: str) -> None:
     """
     check_choice(scale, "rna_scale", RNA_SCALES)
     if scale == "counts":
-        check_counts(X, field)
+        check_counts(X, field, require_integer=False)
+        values = _values(X)
+        fractional = np.abs(values - np.round(values)) > 1e-6 if values.dtype.kind == "f" else np.zeros(0, bool)
+        if fractional.any():
+            raise InvalidInputError(
+                f"{field} was declared `rna_scale='counts'` but holds {int(fractional.sum())} non-integer value(s) "
+                f"(e.g. {values[fractional][0]:g}); raw read counts are integers. Declare the matrix's scale instead: "
+                "`rna_scale='log2'` for log2(x + 1) expression, `rna_scale='zscore'` for centred values; normalised "
+                "linear values (TPM, RSEM normalised) need log2(x + 1) first."
+            )
         return
     check_finite(X, field)
     values = _values(X)

@@ -9,6 +9,7 @@ file                                       content
 ``geneformer_gc30M_gene_median.tsv.gz``    Geneformer V1 non-zero median expression per gene
 ``geneformer_gene_name_id.tsv.gz``         Geneformer's symbol -> Ensembl ID map
 ``tcga_cdr_survival.tsv.gz``               TCGA Pan-Cancer Clinical Data Resource survival (Liu et al., Cell 2018)
+``illumina450k_probe_bins_hg19.tsv.gz``    Illumina 450k probe chromosome / hg19 position (100 kb), see ``_probes.py``
 =========================================  =====================================================
 
 The Geneformer dictionaries were converted from the original pickles to TSV; ``cfmd`` never

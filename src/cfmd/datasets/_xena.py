@@ -6,7 +6,7 @@ import csv
 import gzip
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,12 +27,18 @@ from .._validation import (
     describe_examples,
 )
 from ._barcodes import NORMAL_SAMPLE_TYPES, harmonise_tcga_barcodes, is_tcga_barcode, select_primary_samples
+from ._probes import PROBE_AGGREGATIONS, aggregate_probes, is_probe_id
 from ._reference import CHROMOSOMES, gene_annotation, geneformer_gene_name_id, tcga_cdr_survival
+from ._symbols import read_gene_aliases, repair_r_symbol
 
 if TYPE_CHECKING:
     from mudata import MuData
 
 __all__ = ["ENDPOINTS", "SCALES", "read_xena"]
+
+#: What a matrix's features are, as recorded in ``uns['read_xena']['modalities'][mod]['feature_type']``.
+_PROBE_LEVEL_MIN_FRACTION = 0.5
+_NO_SYMBOL = {""}
 
 #: Survival endpoints of the TCGA Pan-Cancer Clinical Data Resource (Liu et al., Cell 2018): overall
 #: survival, disease-specific survival, disease-free interval, progression-free interval.
@@ -94,6 +100,14 @@ class _Modality:
     unmapped: list[str] = field(default_factory=list)
     n_duplicate_groups: int = 0
     n_duplicated_features: int = 0
+    without_symbol: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    aliased: list[str] = field(default_factory=list)
+    binarized: dict = field(default_factory=dict)
+    feature_type: str = "other"
+    probe_info: dict = field(default_factory=dict)
+    probe_map: pd.DataFrame | None = None
+    extra_var: pd.DataFrame | None = None
 
 
 def read_xena(
@@ -107,6 +121,13 @@ def read_xena(
     barcodes: Literal["auto", "tcga", "none"] = "auto",
     duplicate_features: Literal["keep", "mean", "first"] = "keep",
     on_missing_survival: Literal["raise", "keep_nan"] = "raise",
+    patients_without_rna: Literal["keep", "drop", "error"] = "keep",
+    binarize: Collection[str] = (),
+    probe_aggregation: Mapping[str, str] | None = None,
+    probe_annotation: str | os.PathLike | pd.DataFrame | None = None,
+    probe_bin_size: int = 1_000_000,
+    repair_symbols: bool = True,
+    gene_aliases: Mapping[str, str] | str | os.PathLike | pd.DataFrame | None = None,
     rna_key: str | None = "rna",
     time_key: str = "os_time",
     event_key: str = "os_event",
@@ -179,7 +200,46 @@ def read_xena(
     on_missing_survival
         Patients in the matrices but absent from the survival table, or with a missing time or event:
         ``"raise"`` an error naming them, or ``"keep_nan"`` (a missing time is NaN; where an event is missing,
-        ``obs[event_key]`` uses pandas' nullable ``Int64`` dtype).
+        ``obs[event_key]`` uses pandas' nullable ``Int64`` dtype). Downstream, :func:`~cfmd.tl.split_patients`
+        splits such patients like any other and :func:`~cfmd.tl.evaluate` leaves them out of the survival head
+        and the C-index (logged with their count); slice fidelity still scores them.
+    patients_without_rna
+        Patients that only other modalities (methylation, CNV, ...) cover. ``"keep"`` (default): keep them in
+        ``mdata.obs`` and their modalities (logged as a warning; the models, which need RNA for every patient,
+        refuse such a MuData); ``"drop"``: remove them from every modality (logged with their count and listed in
+        ``uns['read_xena']['patients_dropped_without_rna']``); ``"error"``: raise an error naming them. Needs
+        ``rna_key``.
+    binarize
+        Modalities whose values are binarised: ``> 0`` -> 1, ``0`` -> 0, NaN kept (e.g. ``binarize=["mut"]`` for
+        per-gene mutation counts, where a count of 3 means "mutated"). Values must be non-negative; the scale
+        becomes ``"binary"`` (a declared scale must be ``"binary"`` or absent) and
+        ``mdata[mod].uns['binarized']`` records the rule and how many values were changed.
+    probe_aggregation
+        ``{modality: level}`` for Illumina methylation probe matrices (450k / 27k / EPIC IDs such as ``cg00000029``):
+        ``"none"`` keeps probes as features; ``"chromosome"``, ``"arm"`` (p / q, hg19 centromeres) or ``"bin"``
+        (``probe_bin_size`` windows, hg19) average each patient's probes over the region (NaN ignored) using the
+        shipped 450k location table (:func:`~cfmd.datasets.illumina_probe_locations`); ``"gene"`` averages over
+        the probes annotated to each gene, which needs ``probe_annotation`` with a gene column. Default for a
+        modality not listed here whose features are mostly probe IDs: probes are kept, not gene-level, their
+        ``var['chromosome']`` filled from the probe table, and a warning names this option.
+    probe_annotation
+        Probe table for ``probe_aggregation``: ``None`` (the shipped 450k table: hg19 positions at 100 kb
+        resolution, no genes), or a path / DataFrame with a probe ID column (``probe``, ``#id``, ``id``, ``Name``,
+        ...), ``chromosome`` / ``chrom``, a position (``position``, ``chromStart``, ``MAPINFO``, ...) and optionally
+        ``gene`` (several genes separated by ``,`` or ``;``): UCSC Xena's probeMap files work as they are.
+    probe_bin_size
+        Width (bp) of the genomic bins of ``probe_aggregation="bin"`` (a multiple of 100 kb with the shipped table).
+    repair_symbols
+        Map R-mangled gene symbols back when the label itself is not in the annotation and the repair is:
+        dots back to dashes (``NKX6.2`` -> ``NKX6-2``, ``HLA.A`` -> ``HLA-A``), a ``make.names`` ``X`` prefix
+        removed, or a ``make.unique`` suffix ``.1`` removed (``AGAP4.1`` -> ``AGAP4``); see
+        :func:`~cfmd.datasets.repair_r_symbol`. Repaired features keep their label in ``var['feature']`` and get
+        the repaired ``var['gene_symbol']``.
+    gene_aliases
+        Alias / previous symbols to current ones, applied before the annotation lookup: a mapping
+        ``{"KIAA1199": "CEMIP"}``, a DataFrame or a path to a TSV/CSV with ``alias`` and ``symbol`` columns (HGNC's
+        download with ``Previous symbol`` / ``Alias symbol`` / ``Approved symbol`` works). The shipped annotation
+        has no alias information, so without this table old symbols stay unmapped.
     rna_key
         The RNA modality, whose feature names are kept as they are (made unique if repeated); every other
         modality's names are prefixed ``"<modality>:"`` so that names are unique across the MuData. ``None``
@@ -204,9 +264,19 @@ def read_xena(
         chromosome's categories are :data:`~cfmd.datasets.CHROMOSOMES`), ``start`` (``float64`` bp, GRCh38);
         missing where a feature does not map or the modality is not gene-level. With
         ``duplicate_features="mean"|"first"`` also ``n_merged``. RNA var names are the labels, other
-        modalities' ``"<mod>:<label>"``.
+        modalities' ``"<mod>:<label>"``. Probe-level modalities kept as probes: ``chromosome`` from the probe
+        table. Aggregated probe modalities: ``feature`` is the region (``chr1``, ``chr1p``,
+        ``chr1:0-1000000`` in hg19, or the gene), ``n_probes`` the number of probes averaged, and ``arm`` /
+        ``bin_start_hg19`` / ``bin_end_hg19`` where they apply.
     ``mdata[mod].uns['scale']``
-        The declared scale (only when given in ``scales``).
+        The declared scale (only when given in ``scales``; ``"binary"`` for modalities in ``binarize``).
+    ``mdata[mod].uns['binarized']``
+        For ``binarize``: ``rule`` (``"value > 0 -> 1"``), ``n_values_changed`` (values other than 0/1 before),
+        ``max_value`` (before).
+    ``mdata[mod].uns['probe_aggregation']``
+        For ``probe_aggregation``: ``level``, ``probe_annotation`` (source), ``bin_size``, ``n_probes_in_file``,
+        ``n_probes_used``, ``n_probes_unlocated``, ``unlocated_examples`` and ``probe_map`` (a DataFrame
+        ``probe``, ``feature``: which original probe IDs went into each feature).
     ``mdata.obs['cancer_type']``
         Categorical (see ``cancer_type``).
     ``mdata.obs[time_key]``, ``mdata.obs[event_key]``
@@ -218,8 +288,13 @@ def read_xena(
         modality: ``source``, ``scale``, ``n_samples`` (columns in the file), ``n_patients``,
         ``n_features_in_file``, ``n_features``, ``gene_level``, ``n_mapped`` / ``n_located`` / ``n_unmapped``
         features with ``unmapped_examples``, ``duplicate_features`` with ``n_duplicate_groups`` /
-        ``n_duplicated_features``, ``dropped_samples``, ``n_normal_samples_kept``, ``n_missing_values``. The
-        same summary is logged to the ``cfmd`` logger.
+        ``n_duplicated_features``, ``dropped_samples``, ``n_normal_samples_kept``, ``n_missing_values``,
+        ``feature_type`` (``"gene"``, ``"probe"`` or ``"other"``), ``n_without_symbol`` with
+        ``without_symbol_examples`` (labels whose symbol is empty, e.g. ``|100130426``: not counted as unmapped
+        nor shown as unmapped examples; TCGA's ``?|100130426`` is a symbol ``?`` and counts as unmapped), ``n_repaired`` with ``repaired_examples`` (``"NKX6.2->NKX6-2"``), ``n_aliased`` with
+        ``aliased_examples``, ``binarized`` and ``probe_aggregation`` (the level or ``"none"``). Also
+        ``patients_without_rna`` (the option) and ``patients_dropped_without_rna``. The same summary is logged
+        to the ``cfmd`` logger.
 
     Raises
     ------
@@ -281,6 +356,24 @@ def read_xena(
     check_choice(barcodes, "barcodes", ("auto", "tcga", "none"))
     check_choice(duplicate_features, "duplicate_features", ("keep", "mean", "first"))
     check_choice(on_missing_survival, "on_missing_survival", ("raise", "keep_nan"))
+    check_choice(patients_without_rna, "patients_without_rna", ("keep", "drop", "error"))
+    if patients_without_rna != "keep" and rna_key is None:
+        raise InvalidInputError(
+            f"`patients_without_rna={patients_without_rna!r}` needs an RNA modality; `rna_key` is None."
+        )
+    if isinstance(binarize, str) or not isinstance(binarize, Collection):
+        raise InvalidInputError(f"`binarize` must be a list of modality names (e.g. ['mut']); got {binarize!r}.")
+    binarize = list(binarize)
+    check_mapping_keys(dict.fromkeys(binarize), modalities, "binarize")
+    probe_aggregation = dict(probe_aggregation or {})
+    check_mapping_keys(probe_aggregation, modalities, "probe_aggregation")
+    for mod, level in probe_aggregation.items():
+        check_choice(level, f"probe_aggregation[{mod!r}]", PROBE_AGGREGATIONS)
+    if isinstance(probe_bin_size, bool) or not isinstance(probe_bin_size, int | np.integer) or probe_bin_size <= 0:
+        raise InvalidInputError(f"`probe_bin_size` must be a positive integer (bp); got {probe_bin_size!r}.")
+    if not isinstance(repair_symbols, bool | np.bool_):
+        raise InvalidInputError(f"`repair_symbols` must be True or False; got {repair_symbols!r}.")
+    aliases = read_gene_aliases(gene_aliases) if gene_aliases is not None else {}
     if rna_key is not None and rna_key not in modalities:
         raise InvalidInputError(
             f"`rna_key` must name one of the modalities {describe_examples(list(modalities))} (or be None when "
@@ -290,6 +383,13 @@ def read_xena(
     check_mapping_keys(scales, modalities, "scales")
     for mod, scale in scales.items():
         check_choice(scale, f"scales[{mod!r}]", SCALES)
+    for mod in binarize:
+        if scales.get(mod, "binary") != "binary":
+            raise InvalidInputError(
+                f"`binarize` lists {mod!r}, whose declared scale is {scales[mod]!r}; binarised values are 0/1: declare "
+                f"`scales[{mod!r}]='binary'` or leave it out."
+            )
+        scales[mod] = "binary"
     gene_level = dict(gene_level or {})
     check_mapping_keys(gene_level, modalities, "gene_level")
     for mod, flag in gene_level.items():
@@ -322,12 +422,23 @@ def read_xena(
     # ------------------------------------------------------------------ read and check every input
     mods = [_read_matrix(mod, source) for mod, source in modalities.items()]
     for m in mods:
+        if m.name in binarize:
+            _binarize(m)
         _check_scale(m, scales.get(m.name))
+        _detect_probes(m, probe_aggregation.get(m.name), is_rna=m.name == rna_key)
     mode = _barcode_mode(mods, barcodes)
     for m in mods:
         _assign_patients(m, mode)
+    dropped_without_rna = _patients_without_rna(mods, rna_key, patients_without_rna)
     for m in mods:
-        _map_genes(m, gene_level.get(m.name), is_rna=m.name == rna_key)
+        level = probe_aggregation.get(m.name, "none")
+        if level != "none":
+            _aggregate(m, level, probe_annotation, probe_bin_size)
+        declared = gene_level.get(m.name)
+        if declared is None and m.feature_type == "probe":
+            declared = level == "gene"
+        _map_genes(m, declared, is_rna=m.name == rna_key, aliases=aliases, repair=bool(repair_symbols))
+        _add_extra_var(m, explicit=m.name in probe_aggregation)
         _handle_duplicates(m, duplicate_features)
     _name_features(mods, rna_key)
 
@@ -350,10 +461,16 @@ def read_xena(
         adata = ad.AnnData(X=m.values.T.astype(np.float32), obs=mod_obs, var=m.var)
         if m.name in scales:
             adata.uns["scale"] = scales[m.name]
+        if m.binarized:
+            adata.uns["binarized"] = dict(m.binarized)
+        if m.probe_info:
+            adata.uns["probe_aggregation"] = {**m.probe_info, "probe_map": m.probe_map}
         adatas[m.name] = adata
     mdata = new_mudata(adatas)
     mdata.obs = obs.loc[mdata.obs_names].copy()
     summary = _summary(mods, mode, scales, duplicate_features, obs, rna_key, survival_info)
+    summary["patients_without_rna"] = patients_without_rna
+    summary["patients_dropped_without_rna"] = np.asarray(dropped_without_rna, dtype=object)
     mdata.uns["read_xena"] = summary
     _log_summary(mods, summary)
     return mdata
@@ -513,10 +630,141 @@ def _check_scale(m: _Modality, scale: str | None) -> None:
     if allowed is not None:
         bad = observed[~np.isin(observed, allowed)]
         if bad.size:
+            hint = ""
+            if scale == "binary" and bad.min() >= 0:
+                hint = (
+                    f" These look like counts (maximum {bad.max():g}): pass `binarize=[{m.name!r}]` to turn values "
+                    "> 0 into 1."
+                )
             raise InvalidInputError(
                 f"{what} must hold only {describe_examples([int(a) for a in allowed])}; "
-                f"found {bad.size} other value(s), e.g. {bad[0]:g}."
+                f"found {bad.size} other value(s), e.g. {bad[0]:g}.{hint}"
             )
+
+
+def _binarize(m: _Modality) -> None:
+    """``binarize``: values > 0 -> 1 (mutation counts -> mutated); negative values are an error."""
+    observed = m.values[~np.isnan(m.values)]
+    if observed.size and observed.min() < 0:
+        i, j = np.argwhere(m.values < 0)[0]
+        raise InvalidInputError(
+            f"modalities[{m.name!r}] ({Path(m.source).name}) is listed in `binarize` but holds negative values "
+            f"(e.g. {m.values[i, j]:g} for feature {m.features[i]!r}); expected non-negative counts or calls."
+        )
+    changed = int(np.count_nonzero(~np.isin(observed, (0.0, 1.0))))
+    m.binarized = {
+        "rule": "value > 0 -> 1, 0 -> 0, NaN kept",
+        "n_values_changed": changed,
+        "max_value": float(observed.max()) if observed.size else 0.0,
+    }
+    m.values = np.where(np.isnan(m.values), np.nan, (m.values > 0).astype(np.float64))
+    logger.info(
+        "read_xena: %r binarised (values > 0 -> 1): %d value(s) other than 0/1 changed (maximum %g).",
+        m.name,
+        changed,
+        m.binarized["max_value"],
+    )
+
+
+# ---------------------------------------------------------------------- methylation probes
+
+
+def _detect_probes(m: _Modality, level: str | None, *, is_rna: bool) -> None:
+    fraction = float(is_probe_id(m.features).mean())
+    if fraction >= _PROBE_LEVEL_MIN_FRACTION and not is_rna:
+        m.feature_type = "probe"
+    if level not in (None, "none") and m.feature_type != "probe":
+        raise InvalidInputError(
+            f"`probe_aggregation[{m.name!r}]={level!r}` but modalities[{m.name!r}] ({Path(m.source).name}) is not "
+            f"probe-level: {fraction:.0%} of its features (e.g. {describe_examples(m.features, limit=3)}) are "
+            "Illumina probe IDs (cg00000029, ...); expected at least half."
+        )
+
+
+def _aggregate(m: _Modality, level: str, annotation, bin_size: int) -> None:
+    where = f"modalities[{m.name!r}] ({Path(m.source).name})"
+    m.values, var, m.probe_map, m.probe_info = aggregate_probes(
+        m.values, m.features, level, annotation=annotation, bin_size=int(bin_size), field=where
+    )
+    m.features = var["feature"].tolist()
+    m.extra_var = var.drop(columns=["feature"]).reset_index(drop=True)
+    logger.info(
+        "read_xena: %r: %d probe(s) averaged into %d %s feature(s) (%d probe(s) not in the probe table).",
+        m.name,
+        m.probe_info["n_probes_used"],
+        len(m.features),
+        level,
+        m.probe_info["n_probes_unlocated"],
+    )
+
+
+def _add_extra_var(m: _Modality, *, explicit: bool) -> None:
+    """Region columns of aggregated probes, or the chromosome of kept probes, into ``m.var``."""
+    if m.extra_var is not None:
+        for column in m.extra_var.columns:
+            values = m.extra_var[column].to_numpy()
+            if column == "chromosome":
+                m.var["chromosome"] = pd.Categorical(values, categories=m.var["chromosome"].cat.categories)
+            else:
+                m.var[column] = values
+        return
+    if m.feature_type == "probe" and not m.gene_level:
+        from ._probes import illumina_probe_locations
+
+        chrom = illumina_probe_locations()["chromosome"].reindex(pd.Index(m.features, dtype=object))
+        m.var["chromosome"] = pd.Categorical(
+            chrom.to_numpy(dtype=object), categories=m.var["chromosome"].cat.categories
+        )
+        if explicit:
+            return
+        logger.warning(
+            "read_xena: %r holds Illumina methylation probes (%d); kept probe-level (not gene-level). Pass "
+            "`probe_aggregation={%r: 'gene'|'bin'|'arm'|'chromosome'}` to average them over regions.",
+            m.name,
+            len(m.features),
+            m.name,
+        )
+
+
+def _patients_without_rna(mods: list[_Modality], rna_key: str | None, how: str) -> list[str]:
+    if rna_key is None:
+        return []
+    rna = set(next(m.patients for m in mods if m.name == rna_key))
+    without = list(dict.fromkeys(p for m in mods for p in m.patients if p not in rna))
+    if not without or how == "keep":
+        if without:
+            logger.warning(
+                "read_xena: %d patient(s) have other modalities but no RNA (e.g. %s); kept. The models need RNA for "
+                "every patient: pass `patients_without_rna='drop'` to leave them out.",
+                len(without),
+                describe_examples(without, limit=3),
+            )
+        return []
+    if how == "error":
+        raise InvalidInputError(
+            f"{len(without)} patient(s) have other modalities but no RNA in modalities[{rna_key!r}] "
+            f"({describe_examples(without)}); every patient needs RNA. Pass `patients_without_rna='drop'` to leave "
+            "them out, or 'keep' to keep them."
+        )
+    drop = set(without)
+    for m in mods:
+        keep = np.array([p not in drop for p in m.patients], dtype=bool)
+        if keep.all():
+            continue
+        m.values = m.values[:, keep]
+        m.patients = [p for p, k in zip(m.patients, keep) if k]
+        m.samples = [s for s, k in zip(m.samples, keep) if k]
+        m.sample_types = [t for t, k in zip(m.sample_types, keep) if k]
+        if not m.patients:
+            raise InvalidInputError(
+                f"modalities[{m.name!r}] has no patient with RNA: `patients_without_rna='drop'` would leave it empty."
+            )
+    logger.warning(
+        "read_xena: dropped %d patient(s) without RNA (`patients_without_rna='drop'`), e.g. %s.",
+        len(without),
+        describe_examples(without, limit=3),
+    )
+    return without
 
 
 # ---------------------------------------------------------------------- barcodes
@@ -594,11 +842,22 @@ def _gene_tables() -> tuple[pd.DataFrame, dict[str, str], dict[str, str], dict[s
     return by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol
 
 
-def _lookup_genes(labels: list[str]) -> pd.DataFrame:
-    """``gene_symbol``, ``ensembl_id``, ``chromosome``, ``start`` for each label (missing where unmapped)."""
+def _lookup_genes(
+    labels: list[str], *, aliases: Mapping[str, str] | None = None, repair: bool = False
+) -> tuple[pd.DataFrame, dict[int, tuple[str, str]]]:
+    """``gene_symbol``, ``ensembl_id``, ``chromosome``, ``start`` for each label (missing where unmapped).
+
+    Also returns ``{row: (symbol, how)}`` for labels mapped through ``aliases`` (how ``"alias"``) or an R-mangling
+    repair (how the rule of :func:`~cfmd.datasets.repair_r_symbol`).
+    """
     by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol = _gene_tables()
-    symbols, ensembls = [], []
-    for label in labels:
+    aliases = aliases or {}
+
+    def known(symbol: str) -> bool:
+        return symbol in symbol_to_ensembl or symbol in geneformer
+
+    symbols, ensembls, changed = [], [], {}
+    for row, label in enumerate(labels):
         match = _ENSEMBL.match(label)
         if match:
             ensembl = match.group(1)
@@ -606,14 +865,24 @@ def _lookup_genes(labels: list[str]) -> pd.DataFrame:
             if symbol is None:
                 ensembl = None
         else:
-            symbol = label.split("|", 1)[0] if "|" in label else label
-            ensembl = symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
+            symbol = label.split("|", 1)[0].strip() if "|" in label else label
+            if symbol in aliases:
+                changed[row] = (aliases[symbol], "alias")
+                symbol = aliases[symbol]
+            elif repair and symbol not in _NO_SYMBOL and not known(symbol):
+                repaired = repair_r_symbol(symbol, known)
+                if repaired is not None:
+                    changed[row] = repaired
+                    symbol = repaired[0]
+            # an empty symbol never maps (Geneformer's map has an entry for the empty string)
+            ensembl = None if symbol in _NO_SYMBOL else symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
             if ensembl is None:
                 symbol = None
+                changed.pop(row, None)
         symbols.append(np.nan if symbol is None else symbol)
         ensembls.append(np.nan if ensembl is None else ensembl)
     located = by_ensembl.reindex(pd.Index(ensembls, dtype=object))
-    return pd.DataFrame(
+    genes = pd.DataFrame(
         {
             "gene_symbol": pd.Series(symbols, dtype=object),
             "ensembl_id": pd.Series(ensembls, dtype=object),
@@ -621,10 +890,25 @@ def _lookup_genes(labels: list[str]) -> pd.DataFrame:
             "start": located["start"].to_numpy(dtype=np.float64),
         }
     )
+    return genes, changed
 
 
-def _map_genes(m: _Modality, declared: bool | None, *, is_rna: bool) -> None:
-    genes = _lookup_genes(m.features)
+def _has_no_symbol(label: str) -> bool:
+    """Labels whose symbol part is empty (``|100130426``, ``" "``): reported apart from unmapped symbols."""
+    if _ENSEMBL.match(label):
+        return False
+    return (label.split("|", 1)[0].strip() if "|" in label else label.strip()) in _NO_SYMBOL
+
+
+def _map_genes(
+    m: _Modality,
+    declared: bool | None,
+    *,
+    is_rna: bool,
+    aliases: Mapping[str, str] | None = None,
+    repair: bool = False,
+) -> None:
+    genes, changed = _lookup_genes(m.features, aliases=aliases, repair=repair)
     mapped = genes["ensembl_id"].notna().to_numpy()
     n_mapped = int(mapped.sum())
     fraction = n_mapped / len(m.features)
@@ -647,9 +931,15 @@ def _map_genes(m: _Modality, declared: bool | None, *, is_rna: bool) -> None:
         m.n_mapped = m.n_located = 0
         m.unmapped = []
     else:
+        if m.feature_type != "probe":
+            m.feature_type = "gene"
         m.n_mapped = n_mapped
         m.n_located = int(genes["chromosome"].notna().sum())
-        m.unmapped = [f for f, ok in zip(m.features, mapped) if not ok]
+        no_symbol = [_has_no_symbol(f) for f in m.features]
+        m.without_symbol = [f for f, ok, empty in zip(m.features, mapped, no_symbol) if not ok and empty]
+        m.unmapped = [f for f, ok, empty in zip(m.features, mapped, no_symbol) if not ok and not empty]
+        m.repaired = [f"{m.features[i]}->{sym}" for i, (sym, how) in sorted(changed.items()) if how != "alias"]
+        m.aliased = [f"{m.features[i]}->{sym}" for i, (sym, how) in sorted(changed.items()) if how == "alias"]
     var = pd.DataFrame({"feature": np.asarray(m.features, dtype=object)})
     # categoricals hold missing strings in a form h5ad / h5mu can write (object columns with NaN cannot)
     for column in ("gene_symbol", "ensembl_id"):
@@ -946,6 +1236,15 @@ def _summary(
             "dropped_samples": np.asarray(m.dropped_samples, dtype=object),
             "n_normal_samples_kept": int(sum(t in NORMAL_SAMPLE_TYPES for t in m.sample_types)),
             "n_missing_values": n_missing,
+            "feature_type": m.feature_type,
+            "n_without_symbol": len(m.without_symbol),
+            "without_symbol_examples": np.asarray(m.without_symbol[:10], dtype=object),
+            "n_repaired": len(m.repaired),
+            "repaired_examples": np.asarray(m.repaired[:10], dtype=object),
+            "n_aliased": len(m.aliased),
+            "aliased_examples": np.asarray(m.aliased[:10], dtype=object),
+            "binarized": bool(m.binarized),
+            "probe_aggregation": m.probe_info.get("level", "none"),
         }
     rna_patients = set(next((m.patients for m in mods if m.name == rna_key), []))
     summary = {
@@ -997,6 +1296,21 @@ def _log_summary(mods: list[_Modality], summary: dict) -> None:
                 m.name,
                 s["n_unmapped"],
                 describe_examples(m.unmapped),
+            )
+        if s["n_without_symbol"]:
+            logger.info(
+                "read_xena: %r: %d feature(s) with an empty gene symbol (e.g. %s); not counted as unmapped.",
+                m.name,
+                s["n_without_symbol"],
+                describe_examples(m.without_symbol, limit=3),
+            )
+        if s["n_repaired"] or s["n_aliased"]:
+            logger.info(
+                "read_xena: %r: %d R-mangled symbol(s) repaired (e.g. %s) and %d mapped through `gene_aliases`.",
+                m.name,
+                s["n_repaired"],
+                describe_examples(m.repaired, limit=3) if m.repaired else "none",
+                s["n_aliased"],
             )
         if s["n_duplicated_features"]:
             action = {

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._layout import LatentLayout, layout_uns_key
+from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import (
     InvalidInputError,
@@ -54,6 +55,7 @@ class SurvivalData:
     test_time: np.ndarray
     test_event: np.ndarray
     test_cancer: np.ndarray
+    test_keep: np.ndarray | None = None  # test patients with survival (None: all); the others are not C-index scored
 
 
 def _interval(distribution: np.ndarray, ci: float) -> tuple[float, float]:
@@ -192,10 +194,13 @@ def score_methods(
             validation=survival.validation,
         )
         time, event = survival.test_time, survival.test_event
-        c_indices = stratified_bootstrap_indices(make_strata(cancer_type, event.astype(int)), n_boot, seed=seed + 1)
+        keep = np.ones(len(cancer_type), dtype=bool) if survival.test_keep is None else survival.test_keep
+        c_indices = stratified_bootstrap_indices(
+            make_strata(cancer_type[keep], event.astype(int)), n_boot, seed=seed + 1
+        )
         c_point, c_dist = {}, {}
         for name in names:
-            risks = [head.predict_risk(np.asarray(p), survival.test_cancer) for p in predictions[name]]
+            risks = [head.predict_risk(np.asarray(p)[keep], survival.test_cancer) for p in predictions[name]]
             c_point[name] = float(np.mean([concordance_index(time, event, r) for r in risks]))
             c_dist[name] = np.mean([_c_distribution(time, event, r, c_indices) for r in risks], axis=0)
         p_values = {}
@@ -240,8 +245,16 @@ def survival_data(
     latent = np.asarray(mdata.obsm[truth_key], dtype=np.float64)
     obs = mdata.obs
     out = {}
+    has = obs[time_key].notna().to_numpy() & obs[event_key].notna().to_numpy()
+    keep = has[parts["test"]]
+    if not has[np.concatenate([parts[p] for p in ("train", "validation", "test")])].all():
+        logger.warning(
+            "evaluate: patients without survival (missing mdata.obs[%r] / [%r]) left out of the survival head and the "
+            "C-index: %s.", time_key, event_key,
+            ", ".join(f"{p} {int((~has[parts[p]]).sum())} of {len(parts[p])}" for p in ("train", "validation", "test")),
+        )  # fmt: skip
     for part in ("train", "validation", "test"):
-        rows = parts[part]
+        rows = parts[part][has[parts[part]]]
         time, event = check_survival(
             obs[time_key].to_numpy()[rows], obs[event_key].to_numpy()[rows], time_field=time_key,
             event_field=event_key, index=obs.index[rows],
@@ -261,7 +274,9 @@ def survival_data(
                 "survival head cannot condition on them. Re-split with stratification by cancer type."
             )
     train, test = out["train"], out["test"]
-    return SurvivalData(train[0], train[1], train[2], train[3], out["validation"], test[1], test[2], test[3])
+    return SurvivalData(
+        train[0], train[1], train[2], train[3], out["validation"], test[1], test[2], test[3], None if keep.all() else keep
+    )  # fmt: skip
 
 
 def check_ci(ci, field: str = "ci") -> float:

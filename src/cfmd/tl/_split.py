@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._logging import logger
 from .._validation import (
     InvalidInputError,
     check_modality,
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Labels written by :func:`split_patients`.
 SPLIT_LABELS = ("train", "validation", "test", "rna_only")
+#: Stratum of patients whose ``stratify`` value is missing (NaN): they are split as one more stratum.
+MISSING_STRATUM = "<missing>"
 #: Default ``.obs`` column of the split.
 DEFAULT_SPLIT_KEY = "cfmd_split"
 
@@ -52,7 +55,11 @@ def split_patients(
     fractions
         Train, validation and test fractions (summing to 1).
     stratify
-        ``mdata.obs`` column to stratify by (``None``: no stratification).
+        ``mdata.obs`` column to stratify by (``None``: no stratification). Patients whose value is missing (NaN,
+        e.g. a cancer type the survival table lacks) form one more stratum, :data:`MISSING_STRATUM` (logged).
+        Survival plays no part in the split: patients without survival (``read_xena(...,
+        on_missing_survival="keep_nan")``) are split like the others; :func:`~cfmd.tl.evaluate` leaves them out
+        of the survival head and the C-index.
     require_modalities
         Modalities a patient must have to be split (default: every modality except ``rna_key``).
     rna_key
@@ -71,7 +78,8 @@ def split_patients(
     ``.obs[key_added]``
         Categorical with categories ``train``, ``validation``, ``test``, ``rna_only``.
     ``.uns[key_added]``
-        Parameters: fractions, stratify, required modalities, seed, counts per label.
+        Parameters: fractions, stratify, required modalities, seed, ``n_missing_stratum`` (patients split in the
+        missing-value stratum), counts per label.
 
     Examples
     --------
@@ -91,10 +99,10 @@ def split_patients(
         require_modalities = [m for m in mdata.mod if m != rna_key]
     for mod in require_modalities:
         check_modality(mdata, mod)
+    n_missing_stratum = 0
     if stratify is not None:
         check_obs_columns(mdata.obs, [stratify])
-        if mdata.obs[stratify].isna().any():
-            raise InvalidInputError(f"mdata.obs[{stratify!r}] has missing values; it cannot stratify the split.")
+        n_missing_stratum = int(mdata.obs[stratify].isna().sum())
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
 
@@ -107,7 +115,18 @@ def split_patients(
             "at least 3 are needed for a train / validation / test split."
         )
     labels = np.full(mdata.n_obs, "rna_only", dtype=object)
-    strata = mdata.obs[stratify].astype(str).to_numpy() if stratify is not None else np.zeros(mdata.n_obs, dtype=object)
+    if stratify is not None:
+        column = mdata.obs[stratify]
+        strata = np.where(column.isna().to_numpy(), MISSING_STRATUM, column.astype(str).to_numpy()).astype(object)
+        if n_missing_stratum:
+            logger.info(
+                "split_patients: %d patient(s) with a missing mdata.obs[%r] split as their own stratum %r.",
+                n_missing_stratum,
+                stratify,
+                MISSING_STRATUM,
+            )
+    else:
+        strata = np.zeros(mdata.n_obs, dtype=object)
     rng = np.random.default_rng(int(seed))
     for stratum in sorted(set(strata[complete])):
         idx = np.flatnonzero(complete & (strata == stratum))
@@ -125,6 +144,7 @@ def split_patients(
         "stratify": stratify or "",
         "require_modalities": np.array(list(require_modalities), dtype=object),
         "seed": int(seed),
+        "n_missing_stratum": n_missing_stratum,
         "counts": {label: int((labels == label).sum()) for label in SPLIT_LABELS},
     }
     return target if copy else None
