@@ -351,8 +351,11 @@ def read_xena(
         if m.name in scales:
             adata.uns["scale"] = scales[m.name]
         adatas[m.name] = adata
+    import mudata as md
+
     mdata = new_mudata(adatas)
-    mdata.obs = obs.loc[mdata.obs_names].copy()
+    with md.set_options(pull_on_update=False):
+        mdata.obs = obs.loc[mdata.obs_names].copy()
     summary = _summary(mods, mode, scales, duplicate_features, obs, rna_key, survival_info)
     mdata.uns["read_xena"] = summary
     _log_summary(mods, summary)

@@ -646,4 +646,3 @@ def _validate_setup(mdata, rna_key, rna_layer, rna_scale, modalities, likelihood
         if mdata.obs[cancer_type_key].isna().any():
             raise InvalidInputError(f"mdata.obs[{cancer_type_key!r}] has missing values.")
     return _resolve_likelihoods(mdata, modalities, likelihoods)
-

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._layout import LatentLayout, layout_uns_key
 from .._transaction import unchanged_on_error
+from .._utils import quiet_scvi_logging
 from .._validation import InvalidInputError, check_not_view, check_positive_int
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def fit_latent(
     layout = layout if layout is not None else LatentLayout.cfmd328()
     if not isinstance(layout, LatentLayout):
         raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout; got {type(layout).__name__}.")
-    with unchanged_on_error(mdata):
+    with unchanged_on_error(mdata), quiet_scvi_logging():
         return _fit_latent(
             mdata,
             layout=layout,

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .._layout import LatentLayout
 from .._logging import logger
+from .._utils import copy_mudata
 from .._validation import InvalidInputError, check_choice, check_obsm, describe_examples
 from ..datasets import CHROMOSOMES
 from ._metrics import slice_metrics
@@ -115,7 +116,7 @@ def loco_audit(
     if test.size < 3:
         raise InvalidInputError(f"The test split has {test.size} patient(s) with an observed latent; need >= 3.")
     truth = truth_all[test]
-    work = mdata.copy()
+    work = copy_mudata(mdata)
     start = time.perf_counter()
 
     def train(decoder: str, masked: list[str] | None, shuffle: bool = False):
@@ -169,6 +170,6 @@ def loco_audit(
     if negative_control:
         summary["r2_shuffled_positions"] = meth_r2(train("regional", None, shuffle=True))
     summary["wall_time_s"] = time.perf_counter() - start
-    target = mdata.copy() if copy else mdata
+    target = copy_mudata(mdata) if copy else mdata
     target.uns[key_added] = {"per_chromosome": per_chromosome, "summary": summary}
     return target if copy else None

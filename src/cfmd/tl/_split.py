@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._utils import copy_mudata
 from .._validation import (
     InvalidInputError,
     check_modality,
@@ -118,7 +119,7 @@ def split_patients(
         labels[idx[n_test : n_test + n_val]] = "validation"
         labels[idx[n_test + n_val :]] = "train"
 
-    target = mdata.copy() if copy else mdata
+    target = copy_mudata(mdata) if copy else mdata
     target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)
     target.uns[key_added] = {
         "fractions": fractions,
