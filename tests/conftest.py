@@ -7,9 +7,13 @@ CI machines have); tests that need it skip cleanly where it is absent, as on a u
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# tests import shared helpers with `from _helpers import ...` (pytest runs with --import-mode=importlib)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED_DIR = Path(os.environ.get("CFMD_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 

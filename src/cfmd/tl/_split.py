@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import (
     InvalidInputError,
     check_modality,
+    check_not_view,
     check_obs_columns,
     check_unique,
     describe_examples,
@@ -81,54 +83,61 @@ def split_patients(
     >>> int((mdata.obs["cfmd_split"] == "rna_only").sum())
     40
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
-        raise InvalidInputError(f"`fractions` must be three non-negative numbers summing to 1; got {list(fractions)}.")
-    if fractions[0] == 0:
-        raise InvalidInputError("`fractions` must give the training split a positive share.")
-    check_modality(mdata, rna_key)
-    check_unique(mdata.obs_names, "mdata.obs_names")
-    if require_modalities is None:
-        require_modalities = [m for m in mdata.mod if m != rna_key]
-    for mod in require_modalities:
-        check_modality(mdata, mod)
-    if stratify is not None:
-        check_obs_columns(mdata.obs, [stratify])
-        if mdata.obs[stratify].isna().any():
-            raise InvalidInputError(f"mdata.obs[{stratify!r}] has missing values; it cannot stratify the split.")
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
+    if not copy:
+        check_not_view(mdata, "mdata")
+    with unchanged_on_error(mdata):
+        fractions = np.asarray(fractions, dtype=float)
+        if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
+            raise InvalidInputError(
+                f"`fractions` must be three non-negative numbers summing to 1; got {list(fractions)}."
+            )
+        if fractions[0] == 0:
+            raise InvalidInputError("`fractions` must give the training split a positive share.")
+        check_modality(mdata, rna_key)
+        check_unique(mdata.obs_names, "mdata.obs_names")
+        if require_modalities is None:
+            require_modalities = [m for m in mdata.mod if m != rna_key]
+        for mod in require_modalities:
+            check_modality(mdata, mod)
+        if stratify is not None:
+            check_obs_columns(mdata.obs, [stratify])
+            if mdata.obs[stratify].isna().any():
+                raise InvalidInputError(f"mdata.obs[{stratify!r}] has missing values; it cannot stratify the split.")
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
 
-    complete = np.ones(mdata.n_obs, dtype=bool)
-    for mod in require_modalities:
-        complete &= mdata.obs_names.isin(mdata.mod[mod].obs_names)
-    if complete.sum() < 3:
-        raise InvalidInputError(
-            f"Only {int(complete.sum())} patient(s) have every required modality ({describe_examples(require_modalities)}); "
-            "at least 3 are needed for a train / validation / test split."
+        complete = np.ones(mdata.n_obs, dtype=bool)
+        for mod in require_modalities:
+            complete &= mdata.obs_names.isin(mdata.mod[mod].obs_names)
+        if complete.sum() < 3:
+            raise InvalidInputError(
+                f"Only {int(complete.sum())} patient(s) have every required modality ({describe_examples(require_modalities)}); "
+                "at least 3 are needed for a train / validation / test split."
+            )
+        labels = np.full(mdata.n_obs, "rna_only", dtype=object)
+        strata = (
+            mdata.obs[stratify].astype(str).to_numpy() if stratify is not None else np.zeros(mdata.n_obs, dtype=object)
         )
-    labels = np.full(mdata.n_obs, "rna_only", dtype=object)
-    strata = mdata.obs[stratify].astype(str).to_numpy() if stratify is not None else np.zeros(mdata.n_obs, dtype=object)
-    rng = np.random.default_rng(int(seed))
-    for stratum in sorted(set(strata[complete])):
-        idx = np.flatnonzero(complete & (strata == stratum))
-        idx = idx[rng.permutation(idx.size)]
-        n_val = int(round(fractions[1] * idx.size))
-        n_test = int(round(fractions[2] * idx.size))
-        labels[idx[:n_test]] = "test"
-        labels[idx[n_test : n_test + n_val]] = "validation"
-        labels[idx[n_test + n_val :]] = "train"
+        rng = np.random.default_rng(int(seed))
+        for stratum in sorted(set(strata[complete])):
+            idx = np.flatnonzero(complete & (strata == stratum))
+            idx = idx[rng.permutation(idx.size)]
+            n_val = int(round(fractions[1] * idx.size))
+            n_test = int(round(fractions[2] * idx.size))
+            labels[idx[:n_test]] = "test"
+            labels[idx[n_test : n_test + n_val]] = "validation"
+            labels[idx[n_test + n_val :]] = "train"
 
-    target = copy_mudata(mdata) if copy else mdata
-    target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)
-    target.uns[key_added] = {
-        "fractions": fractions,
-        "stratify": stratify or "",
-        "require_modalities": np.array(list(require_modalities), dtype=object),
-        "seed": int(seed),
-        "counts": {label: int((labels == label).sum()) for label in SPLIT_LABELS},
-    }
-    return target if copy else None
+        target = copy_mudata(mdata) if copy else mdata
+        target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)
+        target.uns[key_added] = {
+            "fractions": fractions,
+            "stratify": stratify or "",
+            "require_modalities": np.array(list(require_modalities), dtype=object),
+            "seed": int(seed),
+            "counts": {label: int((labels == label).sum()) for label in SPLIT_LABELS},
+        }
+        return target if copy else None
 
 
 def split_indices(mdata: MuData, split_key: str) -> dict[str, np.ndarray]:
