@@ -34,7 +34,9 @@ def _same_value(a, b, where: str) -> None:
         return
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
-        assert a.dtype == b.dtype and a.shape == b.shape, f"{where}: dtype/shape {a.dtype}{a.shape} -> {b.dtype}{b.shape}"
+        assert a.dtype == b.dtype and a.shape == b.shape, (
+            f"{where}: dtype/shape {a.dtype}{a.shape} -> {b.dtype}{b.shape}"
+        )
         if a.dtype.kind in "fc":
             assert np.array_equal(a, b, equal_nan=True), f"{where}: values changed"
         else:
@@ -92,6 +94,11 @@ def deep_copy(data):
     return data.copy()
 
 
+def dense(X) -> np.ndarray:
+    """A dense copy of a (possibly sparse) matrix."""
+    return X.toarray() if sparse.issparse(X) else np.array(X)
+
+
 def patient_rows(adata, patients) -> np.ndarray:
     """Rows of ``adata`` holding ``patients`` (those it has)."""
     rows = adata.obs_names.get_indexer(pd.Index(patients))
@@ -106,7 +113,7 @@ def perturb_patients(mdata, patients, *, seed: int = 1, rna_key: str = "rna", ob
     X = rna.X.toarray() if sparse.issparse(rna.X) else np.array(rna.X)
     for row in patient_rows(rna, patients):
         X[row] = X[row, rng.permutation(X.shape[1])]
-    rna.X = X
+    rna.X = type(rna.X)(X) if sparse.issparse(rna.X) else X
     for key in obsm_keys:
         values = np.array(rna.obsm[key])
         rows = patient_rows(rna, patients)
