@@ -59,9 +59,11 @@ def _assert_anndata_like_unchanged(before, after, where: str) -> None:
     _same_value(before.var, after.var, f"{where}.var")
     _same_value(dict(before.uns), dict(after.uns), f"{where}.uns")
     for name in _MAPPINGS:
-        if not hasattr(before, name):
+        container, other = getattr(before, name, None), getattr(after, name, None)
+        if container is None or other is None:
+            assert container is None and other is None, f"{where}.{name}: presence changed"
             continue
-        _same_value(dict(getattr(before, name).items()), dict(getattr(after, name).items()), f"{where}.{name}")
+        _same_value(dict(container.items()), dict(other.items()), f"{where}.{name}")
     if isinstance(before, ad.AnnData):
         if before.X is None or after.X is None:
             assert before.X is None and after.X is None, f"{where}.X: presence changed"
