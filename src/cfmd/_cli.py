@@ -609,8 +609,7 @@ def _read_input(path: Path) -> MuData:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with mudata.set_options(pull_on_update=False):  # cfmd no longer sets this globally at import
-                mdata = mudata.read_h5mu(path)
+            mdata = mudata.read_h5mu(path)
     except Exception as error:  # any reader failure means the file is not a readable MuData (re-raised below)
         raise CommandError(
             f"cannot read {path} as a MuData .h5mu file ({type(error).__name__}: {_one_line(error)})", EXIT_INPUT
