@@ -21,12 +21,19 @@ def new_mudata(modalities: Mapping[str, ad.AnnData]):
 
 
 def copy_mudata(mdata):
-    """``mdata.copy()`` without mudata's legacy column pulling (and its FutureWarning); AnnData is copied as is."""
+    """``mdata.copy()`` under the user's mudata options, without mudata's FutureWarning in cfmd's output.
+
+    (``pull_on_update=False`` is not forced here: mudata 0.3 fails to copy some objects, e.g. with a named obs index,
+    under it.) AnnData objects are copied as they are.
+    """
+    import warnings
+
     import mudata as md
 
     if not isinstance(mdata, md.MuData):
         return mdata.copy()
-    with md.set_options(pull_on_update=False):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\) will not pull", category=FutureWarning)
         return mdata.copy()
 
 
