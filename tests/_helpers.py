@@ -1,10 +1,12 @@
-"""Helpers shared by tests (not a test module)."""
+"""Helpers shared by tests (not a test module): tiny trained cohorts, exact comparison of AnnData/MuData objects,
+perturbation of chosen patients."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
 
+import mudata as md
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -96,8 +98,6 @@ def assert_mudata_unchanged(before_copy, after) -> None:
 
     Compares X, layers, obs, var, obsm, varm, obsp, varp and uns of the MuData and of every modality.
     """
-    import mudata as md
-
     if isinstance(before_copy, md.MuData):
         assert list(before_copy.mod) == list(after.mod), "modalities"
         _assert_value_equal(before_copy.obs, after.obs, "mdata.obs")
@@ -109,3 +109,51 @@ def assert_mudata_unchanged(before_copy, after) -> None:
             _assert_anndata_unchanged(before_copy.mod[mod], after.mod[mod], f"mdata[{mod!r}]")
     else:
         _assert_anndata_unchanged(before_copy, after, "adata")
+
+
+def deep_copy(data):
+    """A deep copy of an AnnData/MuData for :func:`assert_mudata_unchanged` (without mudata's FutureWarning)."""
+    if isinstance(data, md.MuData):
+        with md.set_options(pull_on_update=False):
+            return data.copy()
+    return data.copy()
+
+
+def dense(X) -> np.ndarray:
+    """A dense copy of a (possibly sparse) matrix."""
+    return X.toarray() if sparse.issparse(X) else np.array(X)
+
+
+def patient_rows(adata, patients) -> np.ndarray:
+    """Rows of ``adata`` holding ``patients`` (those it has)."""
+    rows = adata.obs_names.get_indexer(pd.Index(patients))
+    return np.sort(rows[rows >= 0])
+
+
+def perturb_patients(mdata, patients, *, seed: int = 1, rna_key: str = "rna", obsm_keys=()) -> None:
+    """Change the inputs of ``patients`` in place: shuffle their RNA genes, add noise to every other modality and to
+    the given ``mdata[rna_key].obsm`` keys (e.g. teacher embeddings)."""
+    rng = np.random.default_rng(seed)
+    rna = mdata.mod[rna_key]
+    X = rna.X.toarray() if sparse.issparse(rna.X) else np.array(rna.X)
+    for row in patient_rows(rna, patients):
+        X[row] = X[row, rng.permutation(X.shape[1])]
+    rna.X = type(rna.X)(X) if sparse.issparse(rna.X) else X
+    for key in obsm_keys:
+        values = np.array(rna.obsm[key])
+        rows = patient_rows(rna, patients)
+        values[rows] = values[rows] + rng.normal(0, 1.0, size=values[rows].shape).astype(values.dtype)
+        rna.obsm[key] = values
+    for name, adata in mdata.mod.items():
+        if name == rna_key:
+            continue
+        values = np.array(adata.X.toarray() if sparse.issparse(adata.X) else adata.X)
+        rows = patient_rows(adata, patients)
+        scale = adata.uns.get("scale")
+        if scale == "binary":
+            values[rows] = 1 - values[rows]
+        else:
+            values[rows] = values[rows] + rng.normal(0, 0.1, size=values[rows].shape).astype(values.dtype)
+            if scale == "beta":
+                values[rows] = np.clip(values[rows], 0.001, 0.999)
+        adata.X = values

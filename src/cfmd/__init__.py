@@ -10,15 +10,11 @@ when a model or a teacher is needed).
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-import mudata as _mudata
-
 from ._layout import STRATEGIES, LatentLayout, Slice
 from ._validation import InvalidInputError
 
-# Adopt mudata's announced default (0.4+): `.update()` no longer pulls modality columns into the
-# global obs/var. cfmd writes global columns explicitly, and this silences the FutureWarning.
-_mudata.set_options(pull_on_update=False)
-
+# No global settings are changed at import (mudata options, loggers, warning filters): cfmd sets what its own
+# calls need locally, e.g. `mudata.set_options(pull_on_update=False)` as a context manager (see `_utils`).
 try:
     __version__ = version("cfmd")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -195,6 +195,10 @@ class LatentLayout:
         items = [(k, *v) for k, v in sizes.items()] if isinstance(sizes, Mapping) else list(sizes)
         slices, start = [], 0
         for name, dim, strategy in items:
+            if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim <= 0:
+                raise InvalidInputError(
+                    f"`sizes`: the width of slice {name!r} must be a positive integer; got {dim!r}."
+                )
             slices.append(Slice(name, start, start + int(dim), strategy))
             start += int(dim)
         return cls(slices)
@@ -351,8 +355,8 @@ class LatentLayout:
         return cls(
             Slice(
                 n,
-                int(a),
-                int(b),
+                _stored_int(a, f"stored layout: `starts` of slice {n!r}"),
+                _stored_int(b, f"stored layout: `stops` of slice {n!r}"),
                 st,
                 tuple(_to_str(g) for g in np.asarray(groups[n]).ravel()) if n in groups else (),
             )
@@ -375,6 +379,15 @@ class LatentLayout:
         if latent_key in data.obsm:
             self.check_width(np.shape(data.obsm[latent_key])[1], field=f".obsm[{latent_key!r}]")
         data.uns[layout_uns_key(latent_key)] = self.to_dict()
+
+
+def _stored_int(value, field: str) -> int:
+    """An index read back from storage: integers, or integer-valued floats (as some round trips give)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"{field} must be an integer; got {value!r}.")
+    if not float(value).is_integer():
+        raise InvalidInputError(f"{field} must be an integer; got {value!r}.")
+    return int(value)
 
 
 def _to_str(x) -> str:

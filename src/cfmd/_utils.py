@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import anndata as ad
 
@@ -16,3 +18,36 @@ def new_mudata(modalities: Mapping[str, ad.AnnData]):
 
     with md.set_options(pull_on_update=False):
         return md.MuData(dict(modalities))
+
+
+def copy_mudata(mdata):
+    """``mdata.copy()`` under the user's mudata options, without mudata's FutureWarning in cfmd's output.
+
+    (``pull_on_update=False`` is not forced here: mudata 0.3 fails to copy some objects, e.g. with a named obs index,
+    under it.) AnnData objects are copied as they are.
+    """
+    import warnings
+
+    import mudata as md
+
+    if not isinstance(mdata, md.MuData):
+        return mdata.copy()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"From 0\.4 \.update\(\) will not pull", category=FutureWarning)
+        return mdata.copy()
+
+
+@contextmanager
+def quiet_scvi_logging() -> Iterator[None]:
+    """Raise scvi-tools' logger to WARNING for the duration of a cfmd call, then restore the user's level.
+
+    cfmd never changes the ``scvi`` logger globally (that is the user's setting); its own calls use this context
+    so that scvi-tools' INFO chatter (registration messages) stays out of cfmd's output.
+    """
+    scvi_logger = logging.getLogger("scvi")
+    level = scvi_logger.level
+    scvi_logger.setLevel(max(scvi_logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        scvi_logger.setLevel(level)

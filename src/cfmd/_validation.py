@@ -25,6 +25,7 @@ __all__ = [
     "check_finite",
     "check_modality",
     "check_nonempty",
+    "check_not_view",
     "check_numeric",
     "check_obs_columns",
     "check_obsm",
@@ -182,6 +183,28 @@ def check_modality(mdata: MuData, name: str, *, field: str = "mdata") -> AnnData
     check_nonempty(adata.n_obs, f"{field}[{name!r}]", "patients (rows)")
     check_nonempty(adata.n_vars, f"{field}[{name!r}]", "features (columns)")
     return adata
+
+
+def check_not_view(data, field: str = "mdata") -> None:
+    """Require an actual AnnData/MuData (not a view such as ``mdata[:10]``), whose modalities are not views either.
+
+    cfmd writes its results into the object; a view cannot hold them (anndata would silently copy it, scvi-tools
+    refuses it), so a view is rejected up front with the fix: pass ``data.copy()``.
+    """
+    from mudata import MuData
+
+    if getattr(data, "is_view", False):
+        raise InvalidInputError(
+            f"`{field}` is a view of another object (e.g. `mdata[patients]`); cfmd writes into it, so pass an actual "
+            f"object: `{field}.copy()`."
+        )
+    if isinstance(data, MuData):
+        views = [name for name, adata in data.mod.items() if adata.is_view]
+        if views:
+            raise InvalidInputError(
+                f"`{field}` holds modality view(s) {describe_examples(views)}; cfmd writes into the data, so pass a "
+                f"MuData of actual AnnData objects (`{field}.copy()`)."
+            )
 
 
 def check_obs_columns(obs: pd.DataFrame, columns: Iterable[str], *, field: str = "mdata.obs") -> None:

@@ -466,8 +466,11 @@ def read_xena(
         if m.probe_info:
             adata.uns["probe_aggregation"] = {**m.probe_info, "probe_map": m.probe_map}
         adatas[m.name] = adata
+    import mudata as md
+
     mdata = new_mudata(adatas)
-    mdata.obs = obs.loc[mdata.obs_names].copy()
+    with md.set_options(pull_on_update=False):
+        mdata.obs = obs.loc[mdata.obs_names].copy()
     summary = _summary(mods, mode, scales, duplicate_features, obs, rna_key, survival_info)
     summary["patients_without_rna"] = patients_without_rna
     summary["patients_dropped_without_rna"] = np.asarray(dropped_without_rna, dtype=object)

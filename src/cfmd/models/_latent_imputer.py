@@ -23,6 +23,7 @@ from scvi.train import TrainingPlan
 from .._expression import RNA_SCALES, check_expression_scale
 from .._layout import LatentLayout, layout_uns_key
 from .._logging import logger
+from .._utils import quiet_scvi_logging
 from .._validation import (
     InvalidInputError,
     check_choice,
@@ -171,7 +172,8 @@ def register_imputer_fields(
         setup_method_args=setup_method_args,
         validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
     )
-    manager.register_fields(mdata, **kwargs)
+    with quiet_scvi_logging():  # scvi-tools' INFO chatter stays out of cfmd's output (no global logger change)
+        manager.register_fields(mdata, **kwargs)
     cls.register_manager(manager)
 
 

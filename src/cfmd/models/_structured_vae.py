@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -113,6 +112,12 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Weight of the RNA-only ELBO term.
     prolif_weight
         Weight of the proliferation supervision.
+    train_indices
+        Positions in ``mdata.obs`` of the patients the model will be trained on (:func:`~cfmd.tl.fit_latent` passes
+        its training split). Every statistic taken from the data (gene means and SDs, the decoder's gene-bias
+        initialisation, the proliferation-score standardisation, the modality means) is computed on these
+        patients only, so held-out patients never influence the model. Default: every patient (transductive).
+        The statistics are module buffers: a loaded model restores them from its saved state.
     """
 
     _module_cls = StructuredVAEModule
@@ -136,6 +141,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         dropout_rate: float = 0.0,
         rna_only_weight: float = 0.5,
         prolif_weight: float = 5.0,
+        train_indices: Sequence[int] | None = None,
     ) -> None:
         super().__init__(mdata)
         layout_obj = _as_layout(layout)
@@ -143,16 +149,17 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         rna_key, rna_layer = setup_args["rna_key"], setup_args["rna_layer"]
         slice_modalities = dict(setup_args["modalities"])
         likelihoods = dict(setup_args["likelihoods"])  # resolved at setup
-        for slice_name in [*slice_modalities, pathway_slice, prolif_slice, residual_slice]:
-            if slice_name is not None and slice_name not in layout_obj:
-                raise InvalidInputError(
-                    f"The layout has no slice {slice_name!r} (slices: {layout_obj.names}); pass a layout that has it "
-                    "or map the role to another slice."
-                )
+        check_layout_roles(
+            layout_obj,
+            slice_modalities,
+            {"pathway_slice": pathway_slice, "prolif_slice": prolif_slice, "residual_slice": residual_slice},
+        )
 
         rna = mdata.mod[rna_key]
         symbols = _gene_symbols(rna)
-        X = align_to_global(mdata, rna_key, get_matrix(rna, rna_layer))
+        train_rows = _check_train_indices(train_indices, mdata.n_obs)
+        # statistics from the training patients only (rows of the global obs; RNA covers every patient)
+        X = align_to_global(mdata, rna_key, get_matrix(rna, rna_layer))[train_rows]
         rna_scale = setup_args["rna_scale"]
         gene_means, gene_stds = _gene_moments(X, rna_scale)
         gene_offset = _gene_offset(X, rna_scale)
@@ -216,11 +223,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             s = layout_obj[slice_name]
             n_features = mdata.mod[mod_name].n_vars
             specs.append(ModalitySpec(_modality_key(slice_name), s.start, s.stop, n_features, likelihoods[mod_name]))
-            values = np.asarray(
-                mdata.mod[mod_name].X.toarray() if sparse.issparse(mdata.mod[mod_name].X) else mdata.mod[mod_name].X,
-                dtype=np.float64,
-            )
-            modality_means.append(np.nan_to_num(np.nanmean(values, axis=0)))
+            modality_means.append(_modality_means(mdata, mod_name, train_rows))
             if slice_name == regional_methylation_slice and chromosomes is not None:
                 regional_slice = (s.start, s.stop)
                 gene_chromosome = np.where(tme_mask, pd.Index(CHROMOSOMES).get_indexer(chromosomes), -1)
@@ -271,6 +274,8 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             f"({len(symbols)} genes), modalities {slice_modalities}"
         )
         layout = layout_obj.to_dict()  # stored in init_params_ as plain arrays
+        # the statistics live in module buffers (saved with the state): a loaded model does not recompute them
+        train_indices = None
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------ setup
@@ -504,6 +509,63 @@ def _as_layout(layout) -> LatentLayout:
     return LatentLayout.from_dict(layout)
 
 
+_ROLE_DEFAULTS = {"pathway_slice": "pathway", "prolif_slice": "prolif", "residual_slice": "residual"}
+
+
+def check_layout_roles(layout: LatentLayout, modalities: Mapping[str, str], roles: Mapping | None = None) -> None:
+    """Require every slice a modality or a role (``pathway_slice``, ...) names to exist in ``layout``.
+
+    Parameters
+    ----------
+    layout
+        The latent layout.
+    modalities
+        ``{latent slice: modality}``.
+    roles
+        Role keyword arguments of :class:`StructuredVAE` (others are ignored); missing roles take their defaults.
+    """
+    roles = dict(roles or {})
+    if not isinstance(modalities, Mapping):
+        raise InvalidInputError("`modalities` must map latent slice names to modality names.")
+    named = {f"modalities[{name!r}]": name for name in modalities}
+    named.update({f"`{role}`": roles.get(role, default) for role, default in _ROLE_DEFAULTS.items()})
+    for where, slice_name in named.items():
+        if slice_name is not None and slice_name not in layout:
+            raise InvalidInputError(
+                f"The layout has no slice {slice_name!r} named by {where} (slices: {layout.names}); pass a layout that "
+                "has it or map the role to another slice."
+            )
+
+
+def _check_train_indices(train_indices, n_obs: int) -> np.ndarray:
+    """Sorted unique positions of the training patients (all patients when ``None``)."""
+    if train_indices is None:
+        return np.arange(n_obs)
+    rows = np.asarray(train_indices)
+    if rows.ndim != 1 or rows.size == 0 or rows.dtype.kind not in "iu":
+        raise InvalidInputError(
+            f"`train_indices` must be a non-empty 1-d sequence of integer positions in mdata.obs; got {train_indices!r}."
+        )
+    if rows.min() < 0 or rows.max() >= n_obs:
+        raise InvalidInputError(f"`train_indices` must lie in [0, {n_obs}) (positions in mdata.obs).")
+    return np.unique(rows)
+
+
+def _modality_means(mdata, mod_name: str, train_rows: np.ndarray) -> np.ndarray:
+    """Per-feature mean of one modality over the training patients who have it (0 where none is observed)."""
+    adata = mdata.mod[mod_name]
+    rows = modality_rows(mdata, mod_name)[train_rows]
+    rows = np.sort(rows[rows >= 0])
+    X = adata.X[rows]
+    values = np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64)
+    if values.shape[0] == 0:
+        return np.zeros(adata.n_vars)
+    observed = ~np.isnan(values)
+    counts = observed.sum(0)
+    sums = np.where(observed, values, 0.0).sum(0)
+    return np.divide(sums, counts, out=np.zeros(adata.n_vars), where=counts > 0)
+
+
 def _gene_symbols(rna) -> np.ndarray:
     if "gene_symbol" in rna.var:
         return rna.var["gene_symbol"].astype(str).to_numpy()
@@ -616,6 +678,3 @@ def _validate_setup(mdata, rna_key, rna_layer, rna_scale, modalities, likelihood
         if mdata.obs[cancer_type_key].isna().any():
             raise InvalidInputError(f"mdata.obs[{cancer_type_key!r}] has missing values.")
     return _resolve_likelihoods(mdata, modalities, likelihoods)
-
-
-logging.getLogger("scvi").setLevel(logging.WARNING)

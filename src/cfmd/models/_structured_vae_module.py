@@ -192,7 +192,8 @@ class StructuredVAEModule(BaseModuleClass):
         self.register_buffer("gene_means", torch.as_tensor(gene_means, dtype=torch.float32))
         self.register_buffer("gene_stds", torch.as_tensor(gene_stds, dtype=torch.float32))
         self.register_buffer("prolif_genes", torch.as_tensor(prolif_genes, dtype=torch.long))
-        self.prolif_score_mean, self.prolif_score_std = float(prolif_score_mean), float(prolif_score_std)
+        self.register_buffer("prolif_score_mean", torch.tensor(float(prolif_score_mean), dtype=torch.float32))
+        self.register_buffer("prolif_score_std", torch.tensor(float(prolif_score_std), dtype=torch.float32))
         for spec, means in zip(self.modalities, modality_means):
             self.register_buffer(f"means_{spec.registry_key}", torch.as_tensor(means, dtype=torch.float32))
 

@@ -16,7 +16,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._logging import logger
-from .._validation import InvalidInputError, check_positive_int, describe_examples
+from .._transaction import unchanged_on_error
+from .._validation import InvalidInputError, check_not_view, check_positive_int, describe_examples
 from ._geneformer import cache_key, cache_load, cache_save, check_cache_dir, resolve_device, resolve_layer, sha256_file
 from ._tokenize import _check_key
 
@@ -116,108 +117,110 @@ def esm_gene_embeddings(
     >>> rna.varm["X_esm2"].shape
     (20, 32)
     """
-    # ------------------------------------------------------------------ validation (nothing written yet)
-    if not isinstance(adata, AnnData):
-        raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
-    _check_key(key_added, "key_added")
-    toks_per_batch = check_positive_int(toks_per_batch, "toks_per_batch")
-    truncation_seq_length = check_positive_int(truncation_seq_length, "truncation_seq_length")
-    check_cache_dir(cache_dir)
-    if table is not None:
-        if checkpoint is not None or fasta is not None or sequence_key is not None:
-            raise InvalidInputError(
-                "Give either `table=` (precomputed embeddings) or `checkpoint=` with `fasta=` or `sequence_key=`."
-            )
-    else:
-        if checkpoint is None:
-            raise InvalidInputError("Give `checkpoint=` (a fair-esm ESM-2 .pt file) or `table=` (precomputed).")
-        if (fasta is None) == (sequence_key is None):
-            raise InvalidInputError("With `checkpoint=`, give exactly one of `fasta=` and `sequence_key=`.")
-    genes, gene_field = _gene_identifiers(adata, gene_key)
-
-    if table is not None:
-        table_path = Path(table)
-        table_genes, table_values = read_embedding_table(table_path)
-        row_of = {g: i for i, g in enumerate(table_genes)}
-        matched = np.array([g in row_of for g in genes])
-        _check_matched(matched, genes, gene_field, list(table_genes), f"table {table_path}")
-        embeddings = np.full((adata.n_vars, table_values.shape[1]), np.nan, dtype=np.float32)
-        embeddings[matched] = table_values[[row_of[g] for g in genes[matched]]]
-        info = {"source": "table", "path": str(table_path.resolve()), "sha256": sha256_file(table_path)}
-        cache_state = "off"
-    else:
-        if fasta is not None:
-            records = read_fasta(fasta)
-            sequence_of = dict(records)
-            sequence_source = f"fasta {Path(fasta)}"
+    if not copy:
+        check_not_view(adata, "adata")
+    with unchanged_on_error(adata):
+        # ------------------------------------------------------------------ validation (nothing written yet)
+        if not isinstance(adata, AnnData):
+            raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
+        _check_key(key_added, "key_added")
+        toks_per_batch = check_positive_int(toks_per_batch, "toks_per_batch")
+        truncation_seq_length = check_positive_int(truncation_seq_length, "truncation_seq_length")
+        check_cache_dir(cache_dir)
+        if table is not None:
+            if checkpoint is not None or fasta is not None or sequence_key is not None:
+                raise InvalidInputError(
+                    "Give either `table=` (precomputed embeddings) or `checkpoint=` with `fasta=` or `sequence_key=`."
+                )
         else:
-            sequence_of = _var_sequences(adata, sequence_key, genes)
-            sequence_source = f"adata.var[{sequence_key!r}]"
-        matched = np.array([g in sequence_of for g in genes])
-        _check_matched(matched, genes, gene_field, list(sequence_of), sequence_source)
-        checkpoint_path, model_name = _check_checkpoint(checkpoint)
-        device = resolve_device(device)
-        model, alphabet = load_esm2(checkpoint_path)
-        repr_layer = resolve_layer(layer, model.num_layers, f"{model_name} ({model.num_layers} layers)")
+            if checkpoint is None:
+                raise InvalidInputError("Give `checkpoint=` (a fair-esm ESM-2 .pt file) or `table=` (precomputed).")
+            if (fasta is None) == (sequence_key is None):
+                raise InvalidInputError("With `checkpoint=`, give exactly one of `fasta=` and `sequence_key=`.")
+        genes, gene_field = _gene_identifiers(adata, gene_key)
 
-        # -------------------------------------------------------------- computation
-        unique = sorted({sequence_of[g] for g in genes[matched]})
-        weights_sha = sha256_file(checkpoint_path)
-        identity = {
-            "model": "esm2",
-            "sha256": weights_sha,
-            "layer": repr_layer,
-            "truncation_seq_length": truncation_seq_length,
+        if table is not None:
+            table_path = Path(table)
+            table_genes, table_values = read_embedding_table(table_path)
+            row_of = {g: i for i, g in enumerate(table_genes)}
+            matched = np.array([g in row_of for g in genes])
+            _check_matched(matched, genes, gene_field, list(table_genes), f"table {table_path}")
+            embeddings = np.full((adata.n_vars, table_values.shape[1]), np.nan, dtype=np.float32)
+            embeddings[matched] = table_values[[row_of[g] for g in genes[matched]]]
+            info = {"source": "table", "path": str(table_path.resolve()), "sha256": sha256_file(table_path)}
+            cache_state = "off"
+        else:
+            if fasta is not None:
+                records = read_fasta(fasta)
+                sequence_of = dict(records)
+                sequence_source = f"fasta {Path(fasta)}"
+            else:
+                sequence_of = _var_sequences(adata, sequence_key, genes)
+                sequence_source = f"adata.var[{sequence_key!r}]"
+            matched = np.array([g in sequence_of for g in genes])
+            _check_matched(matched, genes, gene_field, list(sequence_of), sequence_source)
+            checkpoint_path, model_name = _check_checkpoint(checkpoint)
+            device = resolve_device(device)
+            model, alphabet = load_esm2(checkpoint_path)
+            repr_layer = resolve_layer(layer, model.num_layers, f"{model_name} ({model.num_layers} layers)")
+
+            # -------------------------------------------------------------- computation
+            unique = sorted({sequence_of[g] for g in genes[matched]})
+            weights_sha = sha256_file(checkpoint_path)
+            identity = {
+                "model": "esm2",
+                "sha256": weights_sha,
+                "layer": repr_layer,
+                "truncation_seq_length": truncation_seq_length,
+            }
+            key = cache_key(identity, np.frombuffer("\n".join(unique).encode(), dtype=np.uint8))
+            unique_embeddings = cache_load(cache_dir, "esm2", key, (len(unique), model.embed_dim))
+            cache_state = "off" if cache_dir is None else ("hit" if unique_embeddings is not None else "miss")
+            if unique_embeddings is None:
+                model = model.to(device).eval()
+                unique_embeddings = embed_sequences(
+                    model, alphabet, unique, repr_layer, toks_per_batch, truncation_seq_length, device, progress
+                )
+                cache_save(cache_dir, "esm2", key, unique_embeddings)
+            row_of = {s: i for i, s in enumerate(unique)}
+            embeddings = np.full((adata.n_vars, model.embed_dim), np.nan, dtype=np.float32)
+            embeddings[matched] = unique_embeddings[[row_of[sequence_of[g]] for g in genes[matched]]]
+            info = {
+                "source": "checkpoint",
+                "path": str(checkpoint_path.resolve()),
+                "sha256": weights_sha,
+                "model_name": model_name,
+                "layer": repr_layer,
+                "truncation_seq_length": truncation_seq_length,
+                "n_sequences_truncated": int(sum(len(s) > truncation_seq_length for s in unique)),
+                "sequence_source": sequence_source,
+            }
+
+        n_matched = int(matched.sum())
+        info |= {
+            "d_e": int(embeddings.shape[1]),
+            "n_genes": int(adata.n_vars),
+            "n_genes_matched": n_matched,
+            "coverage": n_matched / adata.n_vars,
+            "gene_key": gene_field,
+            "cache": cache_state,
         }
-        key = cache_key(identity, np.frombuffer("\n".join(unique).encode(), dtype=np.uint8))
-        unique_embeddings = cache_load(cache_dir, "esm2", key, (len(unique), model.embed_dim))
-        cache_state = "off" if cache_dir is None else ("hit" if unique_embeddings is not None else "miss")
-        if unique_embeddings is None:
-            model = model.to(device).eval()
-            unique_embeddings = embed_sequences(
-                model, alphabet, unique, repr_layer, toks_per_batch, truncation_seq_length, device, progress
-            )
-            cache_save(cache_dir, "esm2", key, unique_embeddings)
-        row_of = {s: i for i, s in enumerate(unique)}
-        embeddings = np.full((adata.n_vars, model.embed_dim), np.nan, dtype=np.float32)
-        embeddings[matched] = unique_embeddings[[row_of[sequence_of[g]] for g in genes[matched]]]
-        info = {
-            "source": "checkpoint",
-            "path": str(checkpoint_path.resolve()),
-            "sha256": weights_sha,
-            "model_name": model_name,
-            "layer": repr_layer,
-            "truncation_seq_length": truncation_seq_length,
-            "n_sequences_truncated": int(sum(len(s) > truncation_seq_length for s in unique)),
-            "sequence_source": sequence_source,
-        }
+        logger.info(
+            "esm_gene_embeddings: %d of %d genes (%.1f%%) have a %d-d embedding.",
+            n_matched,
+            adata.n_vars,
+            100 * n_matched / adata.n_vars,
+            embeddings.shape[1],
+        )
 
-    n_matched = int(matched.sum())
-    info |= {
-        "d_e": int(embeddings.shape[1]),
-        "n_genes": int(adata.n_vars),
-        "n_genes_matched": n_matched,
-        "coverage": n_matched / adata.n_vars,
-        "gene_key": gene_field,
-        "cache": cache_state,
-    }
-    logger.info(
-        "esm_gene_embeddings: %d of %d genes (%.1f%%) have a %d-d embedding.",
-        n_matched,
-        adata.n_vars,
-        100 * n_matched / adata.n_vars,
-        embeddings.shape[1],
-    )
+        # ------------------------------------------------------------------ write
+        target = adata.copy() if copy else adata
+        target.varm[key_added] = embeddings
+        target.var[f"{key_added}_available"] = matched
+        target.uns[key_added] = info
+        return target if copy else None
 
-    # ------------------------------------------------------------------ write
-    target = adata.copy() if copy else adata
-    target.varm[key_added] = embeddings
-    target.var[f"{key_added}_available"] = matched
-    target.uns[key_added] = info
-    return target if copy else None
-
-
-# ---------------------------------------------------------------------- inputs
+    # ---------------------------------------------------------------------- inputs
 
 
 def _gene_identifiers(adata: AnnData, gene_key: str | None) -> tuple[np.ndarray, str]:
@@ -278,20 +281,31 @@ def read_fasta(path: str | PathLike) -> list[tuple[str, str]]:
         raise InvalidInputError(f"FASTA file not found: {path}.")
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     records: list[tuple[str, int, list[str]]] = []
-    with opener(path, "rt") as fh:
-        for number, line in enumerate(fh, start=1):
-            line = line.strip()
-            if line.startswith(">"):
-                header = line[1:].strip()
-                gene_name = _GENE_NAME_RE.search(header)
-                gene = gene_name.group(1) if gene_name else (header.split()[0] if header else "")
-                if not gene:
-                    raise InvalidInputError(f"{path}, line {number}: FASTA header without an identifier.")
-                records.append((gene, number, []))
-            elif line:
-                if not records:
-                    raise InvalidInputError(f"{path}, line {number}: sequence before the first '>' header.")
-                records[-1][2].append(line)
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                line = line.strip()
+                if line.startswith(">"):
+                    header = line[1:].strip()
+                    gene_name = _GENE_NAME_RE.search(header)
+                    gene = gene_name.group(1) if gene_name else (header.split()[0] if header else "")
+                    if not gene:
+                        raise InvalidInputError(f"{path}, line {number}: FASTA header without an identifier.")
+                    records.append((gene, number, []))
+                elif line:
+                    if not records:
+                        raise InvalidInputError(f"{path}, line {number}: sequence before the first '>' header.")
+                    records[-1][2].append(line)
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(
+            f"`fasta` {path} is not a text FASTA file (byte {err.start} is not UTF-8 text); expected a protein FASTA, "
+            "plain text or gzipped (.gz)."
+        ) from None
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise InvalidInputError(
+            f"`fasta` {path} cannot be read as a {'gzipped ' if opener is gzip.open else ''}FASTA file ({err}); "
+            "expected a protein FASTA, plain text or gzipped (.gz)."
+        ) from None
     if not records:
         raise InvalidInputError(f"{path} holds no FASTA records.")
     seen: dict[str, int] = {}

@@ -9,7 +9,8 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._logging import logger
-from .._validation import InvalidInputError, describe_examples, get_matrix
+from .._transaction import unchanged_on_error
+from .._validation import InvalidInputError, check_not_view, describe_examples, get_matrix
 from ._tokenize import _check_expression, _check_key, _resolve_scale
 
 __all__ = ["structural_fingerprint"]
@@ -82,65 +83,68 @@ def structural_fingerprint(
     >>> rna.obsm["X_fingerprint"].shape
     (50, 32)
     """
-    import torch
+    if not copy:
+        check_not_view(adata, "adata")
+    with unchanged_on_error(adata):
+        import torch
 
-    from ..models.nn import expression_weighted_fingerprint
+        from ..models.nn import expression_weighted_fingerprint
 
-    # ------------------------------------------------------------------ validation (nothing written yet)
-    if not isinstance(adata, AnnData):
-        raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
-    _check_key(key_added, "key_added")
-    try:
-        tau = float(tau)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"`tau` must be a positive number; got {tau!r}.") from None
-    if not (np.isfinite(tau) and tau > 0):
-        raise InvalidInputError(f"`tau` must be a positive, finite number; got {tau}.")
-    if embedding_key not in adata.varm:
-        raise InvalidInputError(
-            f"adata.varm has no key {embedding_key!r}; available: {describe_examples(list(adata.varm.keys()))}. "
-            "Compute gene embeddings first, e.g. with cfmd.pp.esm_gene_embeddings."
+        # ------------------------------------------------------------------ validation (nothing written yet)
+        if not isinstance(adata, AnnData):
+            raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
+        _check_key(key_added, "key_added")
+        try:
+            tau = float(tau)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"`tau` must be a positive number; got {tau!r}.") from None
+        if not (np.isfinite(tau) and tau > 0):
+            raise InvalidInputError(f"`tau` must be a positive, finite number; got {tau}.")
+        if embedding_key not in adata.varm:
+            raise InvalidInputError(
+                f"adata.varm has no key {embedding_key!r}; available: {describe_examples(list(adata.varm.keys()))}. "
+                "Compute gene embeddings first, e.g. with cfmd.pp.esm_gene_embeddings."
+            )
+        embeddings = np.asarray(adata.varm[embedding_key])
+        if embeddings.ndim != 2 or embeddings.dtype.kind not in "biuf":
+            raise InvalidInputError(f"adata.varm[{embedding_key!r}] must be a numeric genes x dimensions matrix.")
+        has_embedding = np.isfinite(embeddings).all(axis=1)
+        if not has_embedding.any():
+            raise InvalidInputError(f"adata.varm[{embedding_key!r}] has no gene with a finite embedding.")
+        field = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        X = get_matrix(adata, layer, field="adata")
+        scale = _resolve_scale(adata, scale)
+        _check_expression(X, field, scale)
+
+        # ------------------------------------------------------------------ computation
+        genes = np.flatnonzero(has_embedding)
+        gene_embeddings = torch.from_numpy(embeddings[genes].astype(np.float64))
+        fingerprints = np.empty((adata.n_obs, embeddings.shape[1]), dtype=np.float32)
+        effective = np.empty(adata.n_obs, dtype=np.float64)
+        for start in range(0, adata.n_obs, _CHUNK_ROWS):
+            block = X[start : start + _CHUNK_ROWS][:, genes]
+            block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+            block = block.astype(np.float64)
+            log_expression = np.log2(block + 1.0) if scale == "counts" else block
+            s, h = expression_weighted_fingerprint(torch.from_numpy(log_expression), gene_embeddings, tau)
+            fingerprints[start : start + len(block)] = s.numpy()
+            effective[start : start + len(block)] = h.numpy()
+        logger.info(
+            "structural_fingerprint: %d genes with embeddings, tau=%g, median effective number of genes %.1f.",
+            genes.size,
+            tau,
+            float(np.median(effective)),
         )
-    embeddings = np.asarray(adata.varm[embedding_key])
-    if embeddings.ndim != 2 or embeddings.dtype.kind not in "biuf":
-        raise InvalidInputError(f"adata.varm[{embedding_key!r}] must be a numeric genes x dimensions matrix.")
-    has_embedding = np.isfinite(embeddings).all(axis=1)
-    if not has_embedding.any():
-        raise InvalidInputError(f"adata.varm[{embedding_key!r}] has no gene with a finite embedding.")
-    field = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    X = get_matrix(adata, layer, field="adata")
-    scale = _resolve_scale(adata, scale)
-    _check_expression(X, field, scale)
 
-    # ------------------------------------------------------------------ computation
-    genes = np.flatnonzero(has_embedding)
-    gene_embeddings = torch.from_numpy(embeddings[genes].astype(np.float64))
-    fingerprints = np.empty((adata.n_obs, embeddings.shape[1]), dtype=np.float32)
-    effective = np.empty(adata.n_obs, dtype=np.float64)
-    for start in range(0, adata.n_obs, _CHUNK_ROWS):
-        block = X[start : start + _CHUNK_ROWS][:, genes]
-        block = block.toarray() if sparse.issparse(block) else np.asarray(block)
-        block = block.astype(np.float64)
-        log_expression = np.log2(block + 1.0) if scale == "counts" else block
-        s, h = expression_weighted_fingerprint(torch.from_numpy(log_expression), gene_embeddings, tau)
-        fingerprints[start : start + len(block)] = s.numpy()
-        effective[start : start + len(block)] = h.numpy()
-    logger.info(
-        "structural_fingerprint: %d genes with embeddings, tau=%g, median effective number of genes %.1f.",
-        genes.size,
-        tau,
-        float(np.median(effective)),
-    )
-
-    # ------------------------------------------------------------------ write
-    target = adata.copy() if copy else adata
-    target.obsm[key_added] = fingerprints
-    target.obs[f"{key_added}_effective_genes"] = effective
-    target.uns[key_added] = {
-        "tau": tau,
-        "embedding_key": embedding_key,
-        "layer": "X" if layer is None else layer,
-        "scale": scale,
-        "n_genes_used": int(genes.size),
-    }
-    return target if copy else None
+        # ------------------------------------------------------------------ write
+        target = adata.copy() if copy else adata
+        target.obsm[key_added] = fingerprints
+        target.obs[f"{key_added}_effective_genes"] = effective
+        target.uns[key_added] = {
+            "tau": tau,
+            "embedding_key": embedding_key,
+            "layer": "X" if layer is None else layer,
+            "scale": scale,
+            "n_genes_used": int(genes.size),
+        }
+        return target if copy else None

@@ -21,7 +21,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._logging import logger
-from .._validation import InvalidInputError, check_choice, check_positive_int, describe_examples
+from .._transaction import unchanged_on_error
+from .._validation import InvalidInputError, check_choice, check_not_view, check_positive_int, describe_examples
 from ._tokenize import _check_key
 
 __all__ = ["geneformer"]
@@ -108,89 +109,91 @@ def geneformer(
     >>> rna.obsm["X_geneformer"].shape
     (20, 64)
     """
-    # ------------------------------------------------------------------ validation (nothing written yet)
-    if not isinstance(adata, AnnData):
-        raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
-    _check_key(tokens_key, "tokens_key")
-    _check_key(key_added, "key_added")
-    check_choice(pooling, "pooling", ("mean", "cls"))
-    batch_size = check_positive_int(batch_size, "batch_size")
-    check_cache_dir(cache_dir)
-    folder, config_path, weights_path, config = checkpoint_files(checkpoint)
-    tokens, lengths, token_info = _read_tokens(adata, tokens_key)
+    if not copy:
+        check_not_view(adata, "adata")
+    with unchanged_on_error(adata):
+        # ------------------------------------------------------------------ validation (nothing written yet)
+        if not isinstance(adata, AnnData):
+            raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
+        _check_key(tokens_key, "tokens_key")
+        _check_key(key_added, "key_added")
+        check_choice(pooling, "pooling", ("mean", "cls"))
+        batch_size = check_positive_int(batch_size, "batch_size")
+        check_cache_dir(cache_dir)
+        folder, config_path, weights_path, config = checkpoint_files(checkpoint)
+        tokens, lengths, token_info = _read_tokens(adata, tokens_key)
 
-    vocab_size = int(config["vocab_size"])
-    if int(token_info["vocab_size"]) != vocab_size:
-        raise InvalidInputError(
-            f"The token dictionary of adata.uns[{tokens_key!r}] has {int(token_info['vocab_size'])} tokens "
-            f"(Geneformer {token_info.get('version', '?')}) but the checkpoint {config_path} has vocab_size "
-            f"{vocab_size}: tokens and model come from different Geneformer series (V1: gc30M, 25,426 tokens; "
-            "V2: gc104M). Tokenise with the dictionaries that belong to this checkpoint."
-        )
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise InvalidInputError(f"adata.obsm[{tokens_key!r}] holds token ids outside [0, {vocab_size}).")
-    max_positions = int(config["max_position_embeddings"])
-    if lengths.max() > max_positions:
-        raise InvalidInputError(
-            f"adata.obs['{tokens_key}_length'] reaches {int(lengths.max())} tokens but the checkpoint accepts at "
-            f"most {max_positions} (max_position_embeddings in {config_path}); tokenise with "
-            f"`model_input_size={max_positions}`."
-        )
-    cls_id, eos_id = int(token_info["cls_token_id"]), int(token_info["eos_token_id"])
-    if pooling == "cls" and (cls_id < 0 or not np.all(tokens[:, 0] == cls_id)):
-        raise InvalidInputError(
-            f"`pooling='cls'` needs tokens that start with <cls> (Geneformer V2); adata.obsm[{tokens_key!r}] "
-            f"was tokenised for {token_info.get('version', 'V1')} without special tokens. Use `pooling='mean'`."
-        )
-    n_total = int(config["num_hidden_layers"])
-    hidden_index = resolve_layer(layer, n_total, f"this {n_total}-layer checkpoint")
-    device = resolve_device(device)
+        vocab_size = int(config["vocab_size"])
+        if int(token_info["vocab_size"]) != vocab_size:
+            raise InvalidInputError(
+                f"The token dictionary of adata.uns[{tokens_key!r}] has {int(token_info['vocab_size'])} tokens "
+                f"(Geneformer {token_info.get('version', '?')}) but the checkpoint {config_path} has vocab_size "
+                f"{vocab_size}: tokens and model come from different Geneformer series (V1: gc30M, 25,426 tokens; "
+                "V2: gc104M). Tokenise with the dictionaries that belong to this checkpoint."
+            )
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+            raise InvalidInputError(f"adata.obsm[{tokens_key!r}] holds token ids outside [0, {vocab_size}).")
+        max_positions = int(config["max_position_embeddings"])
+        if lengths.max() > max_positions:
+            raise InvalidInputError(
+                f"adata.obs['{tokens_key}_length'] reaches {int(lengths.max())} tokens but the checkpoint accepts at "
+                f"most {max_positions} (max_position_embeddings in {config_path}); tokenise with "
+                f"`model_input_size={max_positions}`."
+            )
+        cls_id, eos_id = int(token_info["cls_token_id"]), int(token_info["eos_token_id"])
+        if pooling == "cls" and (cls_id < 0 or not np.all(tokens[:, 0] == cls_id)):
+            raise InvalidInputError(
+                f"`pooling='cls'` needs tokens that start with <cls> (Geneformer V2); adata.obsm[{tokens_key!r}] "
+                f"was tokenised for {token_info.get('version', 'V1')} without special tokens. Use `pooling='mean'`."
+            )
+        n_total = int(config["num_hidden_layers"])
+        hidden_index = resolve_layer(layer, n_total, f"this {n_total}-layer checkpoint")
+        device = resolve_device(device)
 
-    # ------------------------------------------------------------------ computation
-    weights_sha = sha256_file(weights_path)
-    config_text = json.dumps(config, sort_keys=True)
-    identity = {
-        "model": "geneformer",
-        "weights_sha256": weights_sha,
-        "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-        "layer": hidden_index,
-        "pooling": pooling,
-    }
-    key = cache_key(identity, tokens, lengths)
-    embeddings = cache_load(cache_dir, "geneformer", key, (adata.n_obs, int(config["hidden_size"])))
-    cache_state = "off" if cache_dir is None else ("hit" if embeddings is not None else "miss")
-    if embeddings is None:
-        model = _load_encoder(folder, weights_path, hidden_index, device)
-        embeddings = _embed(model, tokens, lengths, pooling, cls_id, eos_id, batch_size, device, progress)
-        cache_save(cache_dir, "geneformer", key, embeddings)
-    else:
-        logger.info("geneformer: embeddings read from the cache in %s.", cache_dir)
+        # ------------------------------------------------------------------ computation
+        weights_sha = sha256_file(weights_path)
+        config_text = json.dumps(config, sort_keys=True)
+        identity = {
+            "model": "geneformer",
+            "weights_sha256": weights_sha,
+            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "layer": hidden_index,
+            "pooling": pooling,
+        }
+        key = cache_key(identity, tokens, lengths)
+        embeddings = cache_load(cache_dir, "geneformer", key, (adata.n_obs, int(config["hidden_size"])))
+        cache_state = "off" if cache_dir is None else ("hit" if embeddings is not None else "miss")
+        if embeddings is None:
+            model = _load_encoder(folder, weights_path, hidden_index, device)
+            embeddings = _embed(model, tokens, lengths, pooling, cls_id, eos_id, batch_size, device, progress)
+            cache_save(cache_dir, "geneformer", key, embeddings)
+        else:
+            logger.info("geneformer: embeddings read from the cache in %s.", cache_dir)
 
-    info = {
-        "checkpoint": str(folder.resolve()),
-        "weights_file": weights_path.name,
-        "weights_sha256": weights_sha,
-        "config": config_text,
-        "config_sha256": identity["config_sha256"],
-        "layer": hidden_index,
-        "layer_requested": int(layer),
-        "n_layers_total": n_total,
-        "pooling": pooling,
-        "tokens_key": tokens_key,
-        "version": str(token_info.get("version", "")),
-        "token_dictionary_sha256": str(token_info.get("token_dictionary_sha256", "")),
-        "attn_implementation": "sdpa",
-        "dtype": "float32",
-        "device": str(device),
-        "cache": cache_state,
-    }
-    target = adata.copy() if copy else adata
-    target.obsm[key_added] = embeddings
-    target.uns[key_added] = info
-    return target if copy else None
+        info = {
+            "checkpoint": str(folder.resolve()),
+            "weights_file": weights_path.name,
+            "weights_sha256": weights_sha,
+            "config": config_text,
+            "config_sha256": identity["config_sha256"],
+            "layer": hidden_index,
+            "layer_requested": int(layer),
+            "n_layers_total": n_total,
+            "pooling": pooling,
+            "tokens_key": tokens_key,
+            "version": str(token_info.get("version", "")),
+            "token_dictionary_sha256": str(token_info.get("token_dictionary_sha256", "")),
+            "attn_implementation": "sdpa",
+            "dtype": "float32",
+            "device": str(device),
+            "cache": cache_state,
+        }
+        target = adata.copy() if copy else adata
+        target.obsm[key_added] = embeddings
+        target.uns[key_added] = info
+        return target if copy else None
 
-
-# ---------------------------------------------------------------------- checkpoint
+    # ---------------------------------------------------------------------- checkpoint
 
 
 def checkpoint_files(checkpoint) -> tuple[Path, Path, Path, dict]:

@@ -16,12 +16,14 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._logging import logger
+from .._transaction import unchanged_on_error
 from .._validation import (
     InvalidInputError,
     check_choice,
     check_counts,
     check_finite,
     check_nonempty,
+    check_not_view,
     check_positive_int,
     describe_examples,
     get_matrix,
@@ -146,148 +148,150 @@ def tokenize(
     >>> mdata["rna"].obsm["geneformer_tokens"].dtype
     dtype('int32')
     """
-    # ------------------------------------------------------------------ validation (nothing written yet)
-    if not isinstance(adata, AnnData):
-        raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
-    check_choice(version, "version", GENEFORMER_VERSIONS)
-    _check_key(key_added, "key_added")
-    settings = GENEFORMER_VERSIONS[version]
-    special = bool(settings["special_tokens"])
-    if model_input_size is None:
-        model_input_size = int(settings["model_input_size"])
-    model_input_size = check_positive_int(model_input_size, "model_input_size", minimum=3 if special else 1)
-    try:
-        target_sum = float(target_sum)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum!r}.") from None
-    if not (np.isfinite(target_sum) and target_sum > 0):
-        raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum}.")
+    if not copy:
+        check_not_view(adata, "adata")
+    with unchanged_on_error(adata):
+        # ------------------------------------------------------------------ validation (nothing written yet)
+        if not isinstance(adata, AnnData):
+            raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
+        check_choice(version, "version", GENEFORMER_VERSIONS)
+        _check_key(key_added, "key_added")
+        settings = GENEFORMER_VERSIONS[version]
+        special = bool(settings["special_tokens"])
+        if model_input_size is None:
+            model_input_size = int(settings["model_input_size"])
+        model_input_size = check_positive_int(model_input_size, "model_input_size", minimum=3 if special else 1)
+        try:
+            target_sum = float(target_sum)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum!r}.") from None
+        if not (np.isfinite(target_sum) and target_sum > 0):
+            raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum}.")
 
-    field = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
-    X = get_matrix(adata, layer, field="adata")
-    check_nonempty(adata.n_obs, field, "samples (rows)")
-    check_nonempty(adata.n_vars, field, "genes (columns)")
-    scale = _resolve_scale(adata, scale)
-    _check_expression(X, field, scale)
+        field = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+        X = get_matrix(adata, layer, field="adata")
+        check_nonempty(adata.n_obs, field, "samples (rows)")
+        check_nonempty(adata.n_vars, field, "genes (columns)")
+        scale = _resolve_scale(adata, scale)
+        _check_expression(X, field, scale)
 
-    tokens, token_source = _load_dictionary(token_dictionary, "token_dictionary", version, int)
-    medians, median_source = _load_dictionary(gene_medians, "gene_medians", version, float)
-    vocab_size, pad_id, cls_id, eos_id = _check_token_dictionary(tokens, version, token_source)
-    _check_medians(medians, median_source)
+        tokens, token_source = _load_dictionary(token_dictionary, "token_dictionary", version, int)
+        medians, median_source = _load_dictionary(gene_medians, "gene_medians", version, float)
+        vocab_size, pad_id, cls_id, eos_id = _check_token_dictionary(tokens, version, token_source)
+        _check_medians(medians, median_source)
 
-    ids, id_field = _gene_identifiers(adata, gene_key)
-    symbols = _load_symbol_map(symbol_map)
-    ensembl = _to_ensembl(ids, symbols)
-    usable = np.array([e is not None and e in tokens and e in medians and not e.startswith("<") for e in ensembl])
-    if not usable.any():
-        raise InvalidInputError(
-            f"No gene of {id_field} could be mapped to the Geneformer {version} token dictionary "
-            f"({token_source}); identifiers look like {describe_examples(ids)}. Pass `gene_key=` naming the var "
-            "column with Ensembl IDs or HGNC symbols, or `symbol_map=` for other symbols."
+        ids, id_field = _gene_identifiers(adata, gene_key)
+        symbols = _load_symbol_map(symbol_map)
+        ensembl = _to_ensembl(ids, symbols)
+        usable = np.array([e is not None and e in tokens and e in medians and not e.startswith("<") for e in ensembl])
+        if not usable.any():
+            raise InvalidInputError(
+                f"No gene of {id_field} could be mapped to the Geneformer {version} token dictionary "
+                f"({token_source}); identifiers look like {describe_examples(ids)}. Pass `gene_key=` naming the var "
+                "column with Ensembl IDs or HGNC symbols, or `symbol_map=` for other symbols."
+            )
+        totals = _sample_totals(adata, X, scale, total_counts_key)
+
+        # ------------------------------------------------------------------ computation
+        mapped_ensembl = np.array([e for e, ok in zip(ensembl, usable) if ok], dtype=object)
+        unique_ens = sorted(set(mapped_ensembl), key=tokens.__getitem__)  # columns in token-id order (tie-break)
+        column_of = {e: j for j, e in enumerate(unique_ens)}
+        token_ids = np.array([tokens[e] for e in unique_ens], dtype=np.int64)
+        median_vec = np.array([medians[e] for e in unique_ens], dtype=np.float64)
+        rows = np.flatnonzero(usable)
+        aggregate = sparse.csr_matrix(
+            (np.ones(rows.size), (rows, [column_of[e] for e in mapped_ensembl])), shape=(adata.n_vars, len(unique_ens))
         )
-    totals = _sample_totals(adata, X, scale, total_counts_key)
+        n_keep = model_input_size - 2 if special else model_input_size
 
-    # ------------------------------------------------------------------ computation
-    mapped_ensembl = np.array([e for e, ok in zip(ensembl, usable) if ok], dtype=object)
-    unique_ens = sorted(set(mapped_ensembl), key=tokens.__getitem__)  # columns in token-id order (tie-break)
-    column_of = {e: j for j, e in enumerate(unique_ens)}
-    token_ids = np.array([tokens[e] for e in unique_ens], dtype=np.int64)
-    median_vec = np.array([medians[e] for e in unique_ens], dtype=np.float64)
-    rows = np.flatnonzero(usable)
-    aggregate = sparse.csr_matrix(
-        (np.ones(rows.size), (rows, [column_of[e] for e in mapped_ensembl])), shape=(adata.n_vars, len(unique_ens))
-    )
-    n_keep = model_input_size - 2 if special else model_input_size
+        ranked: list[np.ndarray] = []
+        n_expressed = np.zeros(adata.n_obs, dtype=np.int64)
+        for start in range(0, adata.n_obs, _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, adata.n_obs)
+            counts = _as_counts(X[start:stop], scale)
+            mapped = counts @ aggregate
+            mapped = mapped.toarray() if sparse.issparse(mapped) else np.asarray(mapped, dtype=np.float64)
+            # same arithmetic, in the same order, as Geneformer: x / n_counts * target_sum / median
+            normalised = mapped / totals[start:stop, None] * target_sum / median_vec[None, :]
+            order = np.argsort(-normalised, axis=1, kind="stable")[:, :n_keep]
+            n_expressed[start:stop] = np.count_nonzero(normalised > 0, axis=1)
+            ranked.extend(token_ids[order[i, : min(n_expressed[start + i], n_keep)]] for i in range(stop - start))
 
-    ranked: list[np.ndarray] = []
-    n_expressed = np.zeros(adata.n_obs, dtype=np.int64)
-    for start in range(0, adata.n_obs, _CHUNK_ROWS):
-        stop = min(start + _CHUNK_ROWS, adata.n_obs)
-        counts = _as_counts(X[start:stop], scale)
-        mapped = counts @ aggregate
-        mapped = mapped.toarray() if sparse.issparse(mapped) else np.asarray(mapped, dtype=np.float64)
-        # same arithmetic, in the same order, as Geneformer: x / n_counts * target_sum / median
-        normalised = mapped / totals[start:stop, None] * target_sum / median_vec[None, :]
-        order = np.argsort(-normalised, axis=1, kind="stable")[:, :n_keep]
-        n_expressed[start:stop] = np.count_nonzero(normalised > 0, axis=1)
-        ranked.extend(token_ids[order[i, : min(n_expressed[start + i], n_keep)]] for i in range(stop - start))
+        empty = n_expressed == 0
+        if empty.any():
+            raise InvalidInputError(
+                f"{field}: {int(empty.sum())} sample(s) express none of the {len(unique_ens)} mapped genes: "
+                f"{describe_examples(adata.obs_names[empty])}. Remove them before tokenising."
+            )
 
-    empty = n_expressed == 0
-    if empty.any():
-        raise InvalidInputError(
-            f"{field}: {int(empty.sum())} sample(s) express none of the {len(unique_ens)} mapped genes: "
-            f"{describe_examples(adata.obs_names[empty])}. Remove them before tokenising."
+        lengths = np.array([r.size for r in ranked], dtype=np.int64) + (2 if special else 0)
+        width = int(lengths.max())
+        token_matrix = np.full((adata.n_obs, width), pad_id, dtype=np.int32)
+        offset = 1 if special else 0
+        for i, r in enumerate(ranked):
+            token_matrix[i, offset : offset + r.size] = r
+        if special:
+            token_matrix[:, 0] = cls_id
+            token_matrix[np.arange(adata.n_obs), lengths - 1] = eos_id
+
+        unmapped = np.asarray(ids, dtype=object)[~usable].astype(str)
+        n_collapsed = int(usable.sum()) - len(unique_ens)
+        n_truncated = int((n_expressed > n_keep).sum())
+        if unmapped.size:
+            logger.warning(
+                "tokenize: %d of %d genes of %s could not be mapped to the Geneformer %s dictionary and are ignored "
+                "(e.g. %s).",
+                unmapped.size,
+                adata.n_vars,
+                id_field,
+                version,
+                describe_examples(unmapped),
+            )
+        if n_collapsed:
+            logger.info("tokenize: %d gene column(s) shared an Ensembl ID with another and were summed.", n_collapsed)
+        logger.info(
+            "tokenize: %d samples, %d mapped genes, median length %d tokens (%d truncated to %d).",
+            adata.n_obs,
+            len(unique_ens),
+            int(np.median(lengths)),
+            n_truncated,
+            model_input_size,
         )
 
-    lengths = np.array([r.size for r in ranked], dtype=np.int64) + (2 if special else 0)
-    width = int(lengths.max())
-    token_matrix = np.full((adata.n_obs, width), pad_id, dtype=np.int32)
-    offset = 1 if special else 0
-    for i, r in enumerate(ranked):
-        token_matrix[i, offset : offset + r.size] = r
-    if special:
-        token_matrix[:, 0] = cls_id
-        token_matrix[np.arange(adata.n_obs), lengths - 1] = eos_id
+        info = {
+            "version": version,
+            "model_input_size": model_input_size,
+            "special_tokens": special,
+            "vocab_size": vocab_size,
+            "pad_token_id": pad_id,
+            "cls_token_id": cls_id,
+            "eos_token_id": eos_id,
+            "token_dictionary": token_source,
+            "token_dictionary_sha256": _mapping_digest(tokens),
+            "gene_medians": median_source,
+            "gene_medians_sha256": _mapping_digest(medians),
+            "target_sum": target_sum,
+            "scale": scale,
+            "layer": "X" if layer is None else layer,
+            "gene_key": id_field,
+            "total_counts": "row sums of the matrix" if total_counts_key is None else f"obs[{total_counts_key!r}]",
+            "tie_break": TIE_BREAK,
+            "n_genes": int(adata.n_vars),
+            "n_genes_mapped": int(usable.sum()),
+            "n_genes_unmapped": int(unmapped.size),
+            "unmapped_genes": unmapped,
+            "n_genes_collapsed": n_collapsed,
+            "n_samples_truncated": n_truncated,
+        }
 
-    unmapped = np.asarray(ids, dtype=object)[~usable].astype(str)
-    n_collapsed = int(usable.sum()) - len(unique_ens)
-    n_truncated = int((n_expressed > n_keep).sum())
-    if unmapped.size:
-        logger.warning(
-            "tokenize: %d of %d genes of %s could not be mapped to the Geneformer %s dictionary and are ignored "
-            "(e.g. %s).",
-            unmapped.size,
-            adata.n_vars,
-            id_field,
-            version,
-            describe_examples(unmapped),
-        )
-    if n_collapsed:
-        logger.info("tokenize: %d gene column(s) shared an Ensembl ID with another and were summed.", n_collapsed)
-    logger.info(
-        "tokenize: %d samples, %d mapped genes, median length %d tokens (%d truncated to %d).",
-        adata.n_obs,
-        len(unique_ens),
-        int(np.median(lengths)),
-        n_truncated,
-        model_input_size,
-    )
+        # ------------------------------------------------------------------ write
+        target = adata.copy() if copy else adata
+        target.obsm[key_added] = token_matrix
+        target.obs[f"{key_added}_length"] = lengths
+        target.uns[key_added] = info
+        return target if copy else None
 
-    info = {
-        "version": version,
-        "model_input_size": model_input_size,
-        "special_tokens": special,
-        "vocab_size": vocab_size,
-        "pad_token_id": pad_id,
-        "cls_token_id": cls_id,
-        "eos_token_id": eos_id,
-        "token_dictionary": token_source,
-        "token_dictionary_sha256": _mapping_digest(tokens),
-        "gene_medians": median_source,
-        "gene_medians_sha256": _mapping_digest(medians),
-        "target_sum": target_sum,
-        "scale": scale,
-        "layer": "X" if layer is None else layer,
-        "gene_key": id_field,
-        "total_counts": "row sums of the matrix" if total_counts_key is None else f"obs[{total_counts_key!r}]",
-        "tie_break": TIE_BREAK,
-        "n_genes": int(adata.n_vars),
-        "n_genes_mapped": int(usable.sum()),
-        "n_genes_unmapped": int(unmapped.size),
-        "unmapped_genes": unmapped,
-        "n_genes_collapsed": n_collapsed,
-        "n_samples_truncated": n_truncated,
-    }
-
-    # ------------------------------------------------------------------ write
-    target = adata.copy() if copy else adata
-    target.obsm[key_added] = token_matrix
-    target.obs[f"{key_added}_length"] = lengths
-    target.uns[key_added] = info
-    return target if copy else None
-
-
-# ---------------------------------------------------------------------- helpers
+    # ---------------------------------------------------------------------- helpers
 
 
 def _check_key(key, field: str) -> None:

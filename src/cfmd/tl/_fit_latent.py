@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._layout import LatentLayout, layout_uns_key
-from .._validation import InvalidInputError, check_positive_int
+from .._transaction import unchanged_on_error
+from .._utils import quiet_scvi_logging
+from .._validation import InvalidInputError, check_not_view, check_positive_int
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -44,7 +46,9 @@ def fit_latent(
     When ``mdata.obs[split_key]`` exists (see :func:`~cfmd.tl.split_patients`), the VAE is trained on the
     ``train`` and ``rna_only`` patients, monitored on ``validation``, and never sees ``test`` patients (so
     their RNA-only posterior is an honest out-of-sample baseline); every patient is then encoded. Without
-    a split column the fit is transductive over all patients, like the paper's VAE pre-training.
+    a split column the fit is transductive over all patients, like the paper's VAE pre-training. Every statistic
+    the model takes from the data (gene means and SDs, initialisation, proliferation-score standardisation,
+    modality means) comes from the training patients only. On error ``mdata`` is left exactly as it was.
 
     Parameters
     ----------
@@ -93,12 +97,11 @@ def fit_latent(
     >>> mdata.obsm["X_structured"].shape, mdata.obsm["X_structured_rna_only"].shape
     ((100, 328), (100, 328))
     """
-    import scvi
+    import mudata as md
 
-    from .._logging import logger
-    from ..models import StructuredVAE
-    from ._split import split_indices
-
+    if not isinstance(mdata, md.MuData):
+        raise InvalidInputError(f"`mdata` must be a MuData object; got {type(mdata).__name__}.")
+    check_not_view(mdata, "mdata")
     check_positive_int(max_epochs, "max_epochs")
     check_positive_int(batch_size, "batch_size")
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
@@ -109,13 +112,79 @@ def fit_latent(
     layout = layout if layout is not None else LatentLayout.cfmd328()
     if not isinstance(layout, LatentLayout):
         raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout; got {type(layout).__name__}.")
+    with unchanged_on_error(mdata), quiet_scvi_logging():
+        return _fit_latent(
+            mdata,
+            layout=layout,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            modalities=modalities,
+            likelihoods=likelihoods,
+            cancer_type_key=cancer_type_key,
+            split_key=split_key,
+            key_added=key_added,
+            rna_only_key_added=rna_only_key_added,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            n_epochs_kl_warmup=n_epochs_kl_warmup,
+            seed=int(seed),
+            accelerator=accelerator,
+            devices=devices,
+            model_kwargs=dict(model_kwargs or {}),
+            train_kwargs=dict(train_kwargs or {}),
+        )
 
-    indexing = None
+
+#: Fewest training patients :func:`fit_latent` accepts (gene SDs and a minibatch need more than one).
+MIN_TRAINING_PATIENTS = 2
+
+
+def _fit_latent(
+    mdata: MuData,
+    *,
+    layout: LatentLayout,
+    rna_key: str,
+    rna_layer: str | None,
+    rna_scale: str,
+    modalities: Mapping[str, str] | None,
+    likelihoods: Mapping[str, str] | None,
+    cancer_type_key: str | None,
+    split_key: str | None,
+    key_added: str,
+    rna_only_key_added: str,
+    max_epochs: int,
+    batch_size: int,
+    lr: float,
+    n_epochs_kl_warmup: int,
+    seed: int,
+    accelerator: str,
+    devices: int | str,
+    model_kwargs: dict,
+    train_kwargs: dict,
+) -> StructuredVAE:
+    """The body of :func:`fit_latent`, run inside :func:`~cfmd._transaction.unchanged_on_error`."""
+    import scvi
+
+    from .._logging import logger
+    from ..models import StructuredVAE
+    from ..models._structured_vae import DEFAULT_MODALITIES, check_layout_roles
+    from ._split import split_indices
+
+    # every check that needs no registration runs before scvi-tools writes into mdata.uns
+    check_layout_roles(layout, DEFAULT_MODALITIES if modalities is None else modalities, model_kwargs)
+    indexing, train = None, None
     if split_key is not None and split_key in mdata.obs:
         parts = split_indices(mdata, split_key)
         train = np.sort(np.concatenate([parts["train"], parts["rna_only"]]))
         if parts["validation"].size == 0:
             raise InvalidInputError(f"mdata.obs[{split_key!r}] has no 'validation' patients to monitor training.")
+        if train.size < MIN_TRAINING_PATIENTS:
+            raise InvalidInputError(
+                f"mdata.obs[{split_key!r}] has {train.size} 'train'/'rna_only' patient(s); fit_latent needs at least "
+                f"{MIN_TRAINING_PATIENTS} training patients."
+            )
         indexing = [train, parts["validation"], parts["test"]]
         logger.info(
             "fit_latent: training on %d patients, monitoring on %d, %d test patients held out (split %r).",
@@ -125,9 +194,14 @@ def fit_latent(
             split_key,
         )
     else:
+        if mdata.n_obs < MIN_TRAINING_PATIENTS + 1:
+            raise InvalidInputError(
+                f"mdata has {mdata.n_obs} patient(s) (mdata.n_obs); fit_latent needs at least "
+                f"{MIN_TRAINING_PATIENTS + 1} (training patients plus one to monitor training)."
+            )
         logger.info("fit_latent: no split column %r; training transductively on all patients.", split_key)
 
-    scvi.settings.seed = int(seed)
+    scvi.settings.seed = seed
     StructuredVAE.setup_mudata(
         mdata,
         rna_key=rna_key,
@@ -137,7 +211,7 @@ def fit_latent(
         likelihoods=likelihoods,
         cancer_type_key=cancer_type_key,
     )
-    model = StructuredVAE(mdata, layout=layout, **dict(model_kwargs or {}))
+    model = StructuredVAE(mdata, layout=layout, train_indices=train, **model_kwargs)
     train_options = {
         "max_epochs": max_epochs,
         "batch_size": batch_size,
@@ -147,7 +221,7 @@ def fit_latent(
     }
     if indexing is not None:
         train_options["datasplitter_kwargs"] = {"external_indexing": indexing}
-    train_options.update(dict(train_kwargs or {}))
+    train_options.update(train_kwargs)
     model.train(**train_options)
 
     latent = model.get_latent_representation(mdata)
@@ -164,7 +238,7 @@ def fit_latent(
         "modality_slices": np.array(list(model.slice_modalities), dtype=object),
         "modality_names": np.array(list(model.slice_modalities.values()), dtype=object),
         "epochs_trained": int(len(model.history["elbo_train"])) if "elbo_train" in model.history else max_epochs,
-        "seed": int(seed),
+        "seed": seed,
         "split_key": split_key if indexing is not None else "",
         "rna_only_key": rna_only_key_added,
         "n_patients_with_latent": int(np.isfinite(latent[:, 0]).sum()),

@@ -11,7 +11,9 @@ import pandas as pd
 
 from .._layout import LatentLayout
 from .._logging import logger
-from .._validation import InvalidInputError, check_choice, check_obsm, describe_examples
+from .._transaction import unchanged_on_error
+from .._utils import copy_mudata
+from .._validation import InvalidInputError, check_choice, check_not_view, check_obsm, describe_examples
 from ..datasets import CHROMOSOMES
 from ._metrics import slice_metrics
 from ._split import split_indices
@@ -86,89 +88,92 @@ def loco_audit(
     :math:`R^2`, mean and max :math:`\Delta R^2` and the spread of per-chromosome :math:`R^2`; the negative
     control's :math:`R^2` as ``r2_shuffled_positions``; mode, seed, wall time).
     """
-    import scvi
+    if not copy:
+        check_not_view(mdata, "mdata")
+    with unchanged_on_error(mdata):
+        import scvi
 
-    from ..models import CFMD
+        from ..models import CFMD
 
-    check_choice(mode, "mode", ("strict", "fast"))
-    decoders = list(decoders)
-    bad = [d for d in decoders if d not in DECODERS]
-    if bad or not decoders:
-        raise InvalidInputError(f"`decoders` must be some of {list(DECODERS)}; got {describe_examples(decoders)}.")
-    chromosomes = list(CHROMOSOMES if chromosomes is None else chromosomes)
-    unknown = [c for c in chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
-    if unknown:
-        raise InvalidInputError(f"`chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
-    chromosomes = [str(c).removeprefix("chr") for c in chromosomes]
-    truth_all = check_obsm(mdata, latent_key, field="mdata")
-    layout = LatentLayout.from_mudata(mdata, latent_key)
-    layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
-    meth = layout.with_strategy("regional_methylation")
-    if not meth:
-        raise InvalidInputError("The latent's layout has no 'regional_methylation' slice to audit.")
-    meth_names = [s.name for s in meth]
-    meth_layout = layout.replace_strategies(**{s.name: "zero" for s in layout if s.name not in meth_names})
-    if "chromosome" not in mdata.mod[rna_key].var:
-        raise InvalidInputError(f"The audit needs mdata[{rna_key!r}].var['chromosome'].")
-    parts = split_indices(mdata, split_key)
-    test = parts["test"][np.isfinite(truth_all[parts["test"]]).all(axis=1)]
-    if test.size < 3:
-        raise InvalidInputError(f"The test split has {test.size} patient(s) with an observed latent; need >= 3.")
-    truth = truth_all[test]
-    work = mdata.copy()
-    start = time.perf_counter()
+        check_choice(mode, "mode", ("strict", "fast"))
+        decoders = list(decoders)
+        bad = [d for d in decoders if d not in DECODERS]
+        if bad or not decoders:
+            raise InvalidInputError(f"`decoders` must be some of {list(DECODERS)}; got {describe_examples(decoders)}.")
+        chromosomes = list(CHROMOSOMES if chromosomes is None else chromosomes)
+        unknown = [c for c in chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
+        if unknown:
+            raise InvalidInputError(f"`chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
+        chromosomes = [str(c).removeprefix("chr") for c in chromosomes]
+        truth_all = check_obsm(mdata, latent_key, field="mdata")
+        layout = LatentLayout.from_mudata(mdata, latent_key)
+        layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
+        meth = layout.with_strategy("regional_methylation")
+        if not meth:
+            raise InvalidInputError("The latent's layout has no 'regional_methylation' slice to audit.")
+        meth_names = [s.name for s in meth]
+        meth_layout = layout.replace_strategies(**{s.name: "zero" for s in layout if s.name not in meth_names})
+        if "chromosome" not in mdata.mod[rna_key].var:
+            raise InvalidInputError(f"The audit needs mdata[{rna_key!r}].var['chromosome'].")
+        parts = split_indices(mdata, split_key)
+        test = parts["test"][np.isfinite(truth_all[parts["test"]]).all(axis=1)]
+        if test.size < 3:
+            raise InvalidInputError(f"The test split has {test.size} patient(s) with an observed latent; need >= 3.")
+        truth = truth_all[test]
+        work = copy_mudata(mdata)
+        start = time.perf_counter()
 
-    def train(decoder: str, masked: list[str] | None, shuffle: bool = False):
-        scvi.settings.seed = int(seed)
-        CFMD.setup_mudata(
-            work, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale,
-            geneformer_key=None, gene_embedding_key=None,
-        )  # fmt: skip
-        kwargs = dict(cfmd_kwargs or {})
-        rmd = dict(kwargs.pop("rmd_kwargs", {}) or {})
-        if decoder == "pointwise":
-            rmd = {}
-        if shuffle:
-            rmd["shuffle_positions"] = "per_epoch"
-        model = CFMD(
-            work, layout=meth_layout, methylation_decoder=decoder, masked_chromosomes=masked, split_key=split_key,
-            seed=seed, rmd_kwargs=rmd, **kwargs,
-        )  # fmt: skip
-        model.train(**{"max_epochs": max_epochs, "enable_progress_bar": False, **dict(train_kwargs or {})})
-        return model
+        def train(decoder: str, masked: list[str] | None, shuffle: bool = False):
+            scvi.settings.seed = int(seed)
+            CFMD.setup_mudata(
+                work, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale,
+                geneformer_key=None, gene_embedding_key=None,
+            )  # fmt: skip
+            kwargs = dict(cfmd_kwargs or {})
+            rmd = dict(kwargs.pop("rmd_kwargs", {}) or {})
+            if decoder == "pointwise":
+                rmd = {}
+            if shuffle:
+                rmd["shuffle_positions"] = "per_epoch"
+            model = CFMD(
+                work, layout=meth_layout, methylation_decoder=decoder, masked_chromosomes=masked, split_key=split_key,
+                seed=seed, rmd_kwargs=rmd, **kwargs,
+            )  # fmt: skip
+            model.train(**{"max_epochs": max_epochs, "enable_progress_bar": False, **dict(train_kwargs or {})})
+            return model
 
-    def meth_r2(model, masked: list[str] | None = None) -> float:
-        pred = model.get_imputed_latent(work, indices=test, masked_chromosomes=masked)
-        table = slice_metrics(truth, pred, meth_layout, slices=meth_names, macro_slices=[]).set_index("slice")
-        return float(table.loc[meth_names, "r2"].mean())
+        def meth_r2(model, masked: list[str] | None = None) -> float:
+            pred = model.get_imputed_latent(work, indices=test, masked_chromosomes=masked)
+            table = slice_metrics(truth, pred, meth_layout, slices=meth_names, macro_slices=[]).set_index("slice")
+            return float(table.loc[meth_names, "r2"].mean())
 
-    rows, summary = [], {"mode": mode, "seed": int(seed), "n_test": int(test.size)}
-    for decoder in decoders:
-        reference = train(decoder, None)
-        r2_random = meth_r2(reference)
-        summary[f"r2_random_{decoder}"] = r2_random
-        for chrom in chromosomes:
-            model = train(decoder, [chrom]) if mode == "strict" else reference
-            r2 = meth_r2(model, [chrom])
-            rows.append(
-                {
-                    "chromosome": chrom,
-                    "decoder": decoder,
-                    "r2": r2,
-                    "r2_random": r2_random,
-                    "delta_r2": r2_random - r2,
-                    "mode": mode,
-                }
-            )
-            logger.info("LOCO %s chr%s: R^2 %.3f (random split %.3f).", decoder, chrom, r2, r2_random)
-    per_chromosome = pd.DataFrame(rows)
-    for decoder, group in per_chromosome.groupby("decoder", sort=False):
-        summary[f"mean_delta_r2_{decoder}"] = float(group["delta_r2"].mean())
-        summary[f"max_delta_r2_{decoder}"] = float(group["delta_r2"].max())
-        summary[f"sd_r2_{decoder}"] = float(group["r2"].std(ddof=0))
-    if negative_control:
-        summary["r2_shuffled_positions"] = meth_r2(train("regional", None, shuffle=True))
-    summary["wall_time_s"] = time.perf_counter() - start
-    target = mdata.copy() if copy else mdata
-    target.uns[key_added] = {"per_chromosome": per_chromosome, "summary": summary}
-    return target if copy else None
+        rows, summary = [], {"mode": mode, "seed": int(seed), "n_test": int(test.size)}
+        for decoder in decoders:
+            reference = train(decoder, None)
+            r2_random = meth_r2(reference)
+            summary[f"r2_random_{decoder}"] = r2_random
+            for chrom in chromosomes:
+                model = train(decoder, [chrom]) if mode == "strict" else reference
+                r2 = meth_r2(model, [chrom])
+                rows.append(
+                    {
+                        "chromosome": chrom,
+                        "decoder": decoder,
+                        "r2": r2,
+                        "r2_random": r2_random,
+                        "delta_r2": r2_random - r2,
+                        "mode": mode,
+                    }
+                )
+                logger.info("LOCO %s chr%s: R^2 %.3f (random split %.3f).", decoder, chrom, r2, r2_random)
+        per_chromosome = pd.DataFrame(rows)
+        for decoder, group in per_chromosome.groupby("decoder", sort=False):
+            summary[f"mean_delta_r2_{decoder}"] = float(group["delta_r2"].mean())
+            summary[f"max_delta_r2_{decoder}"] = float(group["delta_r2"].max())
+            summary[f"sd_r2_{decoder}"] = float(group["r2"].std(ddof=0))
+        if negative_control:
+            summary["r2_shuffled_positions"] = meth_r2(train("regional", None, shuffle=True))
+        summary["wall_time_s"] = time.perf_counter() - start
+        target = copy_mudata(mdata) if copy else mdata
+        target.uns[key_added] = {"per_chromosome": per_chromosome, "summary": summary}
+        return target if copy else None

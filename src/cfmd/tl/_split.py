@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 
 from .._logging import logger
+from .._transaction import unchanged_on_error
+from .._utils import copy_mudata
 from .._validation import (
     InvalidInputError,
     check_modality,
+    check_not_view,
     check_obs_columns,
     check_unique,
     describe_examples,
@@ -22,10 +25,10 @@ if TYPE_CHECKING:
 
 #: Labels written by :func:`split_patients`.
 SPLIT_LABELS = ("train", "validation", "test", "rna_only")
-#: Stratum of patients whose ``stratify`` value is missing (NaN): they are split as one more stratum.
-MISSING_STRATUM = "<missing>"
 #: Default ``.obs`` column of the split.
 DEFAULT_SPLIT_KEY = "cfmd_split"
+#: Stratum of patients whose ``stratify`` value is missing (NaN): they are split as one more stratum.
+MISSING_STRATUM = "<missing>"
 
 
 def split_patients(
@@ -88,66 +91,71 @@ def split_patients(
     >>> int((mdata.obs["cfmd_split"] == "rna_only").sum())
     40
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
-        raise InvalidInputError(f"`fractions` must be three non-negative numbers summing to 1; got {list(fractions)}.")
-    if fractions[0] == 0:
-        raise InvalidInputError("`fractions` must give the training split a positive share.")
-    check_modality(mdata, rna_key)
-    check_unique(mdata.obs_names, "mdata.obs_names")
-    if require_modalities is None:
-        require_modalities = [m for m in mdata.mod if m != rna_key]
-    for mod in require_modalities:
-        check_modality(mdata, mod)
-    n_missing_stratum = 0
-    if stratify is not None:
-        check_obs_columns(mdata.obs, [stratify])
-        n_missing_stratum = int(mdata.obs[stratify].isna().sum())
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
-
-    complete = np.ones(mdata.n_obs, dtype=bool)
-    for mod in require_modalities:
-        complete &= mdata.obs_names.isin(mdata.mod[mod].obs_names)
-    if complete.sum() < 3:
-        raise InvalidInputError(
-            f"Only {int(complete.sum())} patient(s) have every required modality ({describe_examples(require_modalities)}); "
-            "at least 3 are needed for a train / validation / test split."
-        )
-    labels = np.full(mdata.n_obs, "rna_only", dtype=object)
-    if stratify is not None:
-        column = mdata.obs[stratify]
-        strata = np.where(column.isna().to_numpy(), MISSING_STRATUM, column.astype(str).to_numpy()).astype(object)
-        if n_missing_stratum:
-            logger.info(
-                "split_patients: %d patient(s) with a missing mdata.obs[%r] split as their own stratum %r.",
-                n_missing_stratum,
-                stratify,
-                MISSING_STRATUM,
+    if not copy:
+        check_not_view(mdata, "mdata")
+    with unchanged_on_error(mdata):
+        fractions = np.asarray(fractions, dtype=float)
+        if fractions.shape != (3,) or (fractions < 0).any() or not np.isclose(fractions.sum(), 1.0):
+            raise InvalidInputError(
+                f"`fractions` must be three non-negative numbers summing to 1; got {list(fractions)}."
             )
-    else:
-        strata = np.zeros(mdata.n_obs, dtype=object)
-    rng = np.random.default_rng(int(seed))
-    for stratum in sorted(set(strata[complete])):
-        idx = np.flatnonzero(complete & (strata == stratum))
-        idx = idx[rng.permutation(idx.size)]
-        n_val = int(round(fractions[1] * idx.size))
-        n_test = int(round(fractions[2] * idx.size))
-        labels[idx[:n_test]] = "test"
-        labels[idx[n_test : n_test + n_val]] = "validation"
-        labels[idx[n_test + n_val :]] = "train"
+        if fractions[0] == 0:
+            raise InvalidInputError("`fractions` must give the training split a positive share.")
+        check_modality(mdata, rna_key)
+        check_unique(mdata.obs_names, "mdata.obs_names")
+        if require_modalities is None:
+            require_modalities = [m for m in mdata.mod if m != rna_key]
+        for mod in require_modalities:
+            check_modality(mdata, mod)
+        n_missing_stratum = 0
+        if stratify is not None:
+            check_obs_columns(mdata.obs, [stratify])
+            n_missing_stratum = int(mdata.obs[stratify].isna().sum())
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
 
-    target = mdata.copy() if copy else mdata
-    target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)
-    target.uns[key_added] = {
-        "fractions": fractions,
-        "stratify": stratify or "",
-        "require_modalities": np.array(list(require_modalities), dtype=object),
-        "seed": int(seed),
-        "n_missing_stratum": n_missing_stratum,
-        "counts": {label: int((labels == label).sum()) for label in SPLIT_LABELS},
-    }
-    return target if copy else None
+        complete = np.ones(mdata.n_obs, dtype=bool)
+        for mod in require_modalities:
+            complete &= mdata.obs_names.isin(mdata.mod[mod].obs_names)
+        if complete.sum() < 3:
+            raise InvalidInputError(
+                f"Only {int(complete.sum())} patient(s) have every required modality ({describe_examples(require_modalities)}); "
+                "at least 3 are needed for a train / validation / test split."
+            )
+        labels = np.full(mdata.n_obs, "rna_only", dtype=object)
+        if stratify is not None:
+            column = mdata.obs[stratify]
+            strata = np.where(column.isna().to_numpy(), MISSING_STRATUM, column.astype(str).to_numpy()).astype(object)
+            if n_missing_stratum:
+                logger.info(
+                    "split_patients: %d patient(s) with a missing mdata.obs[%r] split as their own stratum %r.",
+                    n_missing_stratum,
+                    stratify,
+                    MISSING_STRATUM,
+                )
+        else:
+            strata = np.zeros(mdata.n_obs, dtype=object)
+        rng = np.random.default_rng(int(seed))
+        for stratum in sorted(set(strata[complete])):
+            idx = np.flatnonzero(complete & (strata == stratum))
+            idx = idx[rng.permutation(idx.size)]
+            n_val = int(round(fractions[1] * idx.size))
+            n_test = int(round(fractions[2] * idx.size))
+            labels[idx[:n_test]] = "test"
+            labels[idx[n_test : n_test + n_val]] = "validation"
+            labels[idx[n_test + n_val :]] = "train"
+
+        target = copy_mudata(mdata) if copy else mdata
+        target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)
+        target.uns[key_added] = {
+            "fractions": fractions,
+            "stratify": stratify or "",
+            "require_modalities": np.array(list(require_modalities), dtype=object),
+            "seed": int(seed),
+            "n_missing_stratum": n_missing_stratum,
+            "counts": {label: int((labels == label).sum()) for label in SPLIT_LABELS},
+        }
+        return target if copy else None
 
 
 def split_indices(mdata: MuData, split_key: str) -> dict[str, np.ndarray]:
