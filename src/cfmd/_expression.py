@@ -44,7 +44,7 @@ def check_expression_scale(X, scale: str, field: str) -> None:
         if fractional.any():
             raise InvalidInputError(
                 f"{field} was declared `rna_scale='counts'` but holds {int(fractional.sum())} non-integer value(s) "
-                f"(e.g. {values[fractional][0]:g}); raw read counts are integers. Declare the matrix's scale instead: "
+                f"(e.g. {values[fractional][0]:g}); integer raw counts were expected. Declare the matrix's scale instead: "
                 "`rna_scale='log2'` for log2(x + 1) expression, `rna_scale='zscore'` for centred values; normalised "
                 "linear values (TPM, RSEM normalised) need log2(x + 1) first."
             )
