@@ -164,7 +164,7 @@ def markdown(results, *, cv, repeats, epochs, vae_epochs) -> str:
         slices = result["slices"]
         table3 = result["table3"].set_index("method")
         folds = result["folds"]
-        names = [s for s in slices[slices["kind"] == "slice"]["slice"].unique()]
+        names = list(slices[slices["kind"] == "slice"]["slice"].unique())
         head = ["method", *[f"{s} R^2" for s in names], "full R^2", "C-index", "fold SD (slices)"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
@@ -180,7 +180,8 @@ def markdown(results, *, cv, repeats, epochs, vae_epochs) -> str:
                 full = sub.loc[("full", "full")] if ("full", "full") in sub.index else None
                 cells.append(_ci(full["r2"], full["r2_low"], full["r2_high"]) if method != "zero_mask" else "N/A")
                 t = table3.loc[method]
-                cells.append(_ci(t["c_index"], t["c_index_low"], t["c_index_high"]) or t.get("c_index_note", ""))
+                note = t.get("c_index_note", "")
+                cells.append(f"N/A ({note})" if note else _ci(t["c_index"], t["c_index_low"], t["c_index_high"]))
             sd = folds[(folds["method"] == method) & (folds["kind"] == "slice")].groupby("slice")["r2"].std(ddof=1)
             cells.append(", ".join(f"{s} {sd.get(s, np.nan):.3f}" for s in names))
             lines.append("| " + " | ".join(cells) + " |")
