@@ -376,7 +376,7 @@ def _inner_cv_predictions(
         rest = np.setdiff1d(rows, held)
         rest = rng.permutation(rest)
         n_val = max(3, int(round(0.12 * rest.size)))
-        labels = np.full(mdata.n_obs, "rna_only", dtype=object)
+        labels = np.where(np.isfinite(latent).all(axis=1), "test", "rna_only").astype(object)  # never trained on
         labels[rest[n_val:]], labels[rest[:n_val]], labels[held] = "train", "validation", "test"
         work = mdata.copy()
         work.obs[column] = labels
