@@ -69,7 +69,11 @@ def benchmark(
     n_boot: int = 1000,
     ci: float = 0.95,
     bootstrap_seed: int = 0,
-    key_added: str = "cfmd_benchmark",
+    key_added: str | None = None,
+    cv: int | None = None,
+    cv_repeats: int = 1,
+    cv_validation_fraction: float = 0.15,
+    refit_latent: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Run CFMD, its ablations and the baselines on the identical split and score them like the paper.
 
@@ -100,7 +104,26 @@ def benchmark(
     n_boot, ci, bootstrap_seed
         Bootstrap resamples (>= 1), confidence level (strictly between 0 and 1) and seed; checked before training.
     key_added
-        ``.uns`` key of the results.
+        ``.uns`` key of the results (default ``"cfmd_benchmark"``, with ``cv`` ``"cfmd_benchmark_cv"``).
+    cv
+        ``None`` (default): the single split of ``split_key``, as described above. An integer ``k >= 2``: repeated,
+        patient-disjoint k-fold cross-validation over every patient with an observed latent (the ``rna_only``
+        patients of ``split_key``, if that column exists, stay out of the folds but are given to the methods as
+        ``rna_only``), stratified by cancer type x event. Inside each fold everything is refitted on the fold's
+        training part only: its patients are split again into ``train`` / ``validation``
+        (``cv_validation_fraction``, same strata) for early stopping, the ridge's and the survival head's penalties;
+        normalisation statistics, every imputer and the survival head are fitted per fold. ``seeds[0]`` trains every
+        fold's models and deals the folds (repeat ``r`` uses ``seeds[0] + r``'s draw). The structured latent
+        (``latent_key``, the target) is **not** refitted per fold: it is given, fitted once by
+        :func:`~cfmd.tl.fit_latent` (a refit per fold would change the target between folds, so pooled scores would
+        compare different coordinate systems); for the same reason ``"poe_rna_only"`` (the posterior of that
+        StructuredVAE, which trained on patients of every fold) is refused with ``cv``.
+    cv_repeats
+        Repeats of the k-fold deal (every patient is scored exactly once per repeat).
+    cv_validation_fraction
+        Fraction of each fold's training part used for validation (at least 3 patients).
+    refit_latent
+        Must be ``False``: refitting the latent per fold is not implemented (see ``cv``).
 
     Returns
     -------
@@ -108,7 +131,22 @@ def benchmark(
     fidelity of CFMD, with the point-wise methylation MLP), Table 2 (reconstruction-utility paradox: zero-mask vs
     PESD, difference to zero-mask), Table 3 (every method: latent :math:`R^2`, C-index, difference to CFMD with
     Bonferroni-adjusted p-values), all slices of all methods, the per-cancer-type breakdown and wall times.
-    Also written to ``mdata.uns[key_added]`` (with ``params``); see :func:`write_benchmark` for CSV/Markdown.
+    Also written to ``mdata.uns[key_added]`` (with ``params``, and ``students``: per seed and slice the validation
+    :math:`R^2` of CFMD's student next to the ridge's, fitted on the same training patients); see
+    :func:`write_benchmark` for CSV/Markdown.
+
+    With ``cv``: ``{"table1", "table3", "slices", "per_cancer_type", "verdict", "folds", "students", "timing"}``.
+    ``slices`` / ``table1`` / ``table3`` score the pooled out-of-fold predictions (every patient predicted by the
+    fold that held it out, all scored together; with several repeats the repeat-averaged statistic) with bootstrap
+    intervals (:func:`score_methods`); the C-index of ``table3`` is that of the pooled out-of-fold risks of the
+    fold-wise survival heads (stratified bootstrap), NaN when fewer than 5 events. ``per_cancer_type`` adds, per
+    method and cancer type, the pooled C-index (``c_index``, NaN below 5 events) next to the :math:`R^2`.
+    ``verdict``: per slice, each method's pooled :math:`R^2`, the best method, CFMD minus ridge with a paired
+    bootstrap interval, and the spread of the per-fold :math:`R^2` (``r2_fold_sd_*``). ``folds``: per repeat,
+    fold, method and slice the held-out and validation :math:`R^2`, sizes, test events and the fold's C-index
+    (NaN with ``c_index_note`` below 5 events). ``students``: per fold and slice the choice of ``"cfmd_auto"``
+    and the validation scores it was made on. ``mdata.uns[key_added]`` also holds ``assignment`` (patient, repeat,
+    fold), ``survival_heads`` (per fold: penalty, how it was chosen, non-zero coefficients) and ``params``.
     """
     with unchanged_on_error(mdata):
         return _benchmark(**locals())
@@ -117,8 +155,20 @@ def benchmark(
 def _benchmark(
     mdata, *, methods, seeds, latent_key, split_key, rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key,
     rna_only_key, time_key, event_key, cancer_type_key, max_epochs, cfmd_kwargs, train_kwargs, n_boot, ci,
-    bootstrap_seed, key_added,
+    bootstrap_seed, key_added, cv, cv_repeats, cv_validation_fraction, refit_latent,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
+    if cv is not None:
+        from ._benchmark_cv import benchmark_cv
+
+        return benchmark_cv(
+            mdata, methods=methods, seeds=seeds, latent_key=latent_key, split_key=split_key, rna_key=rna_key,
+            rna_layer=rna_layer, rna_scale=rna_scale, geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key, time_key=time_key, event_key=event_key,
+            cancer_type_key=cancer_type_key, max_epochs=max_epochs, cfmd_kwargs=cfmd_kwargs, train_kwargs=train_kwargs,
+            n_boot=n_boot, ci=ci, bootstrap_seed=bootstrap_seed, key_added=key_added or "cfmd_benchmark_cv", cv=cv,
+            cv_repeats=cv_repeats, cv_validation_fraction=cv_validation_fraction, refit_latent=refit_latent,
+        )  # fmt: skip
+    key_added = key_added or "cfmd_benchmark"
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_ci(ci)
     if isinstance(bootstrap_seed, bool) or not isinstance(bootstrap_seed, int | np.integer):
@@ -153,6 +203,7 @@ def _benchmark(
     check_context = MethodContext(
         mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
         geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
+        cfmd_kwargs=dict(cfmd_kwargs or {}),
     )  # fmt: skip
     for name in methods:
         if METHODS[name].check is not None:
@@ -160,7 +211,7 @@ def _benchmark(
 
     work = mdata.copy()
     predictions: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    timing = []
+    timing, student_rows = [], []
     test = rows["test"]
     for seed in seeds:
         context = MethodContext(
@@ -169,10 +220,14 @@ def _benchmark(
             gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key, max_epochs=max_epochs,
             cfmd_kwargs=dict(cfmd_kwargs or {}), train_kwargs=dict(train_kwargs or {}),
         )  # fmt: skip
+        validation_predictions = {}
         for name in methods:
             start = time.perf_counter()
-            predictions[name].append(get_method(name).fit_predict(context)[test])
+            full = get_method(name).fit_predict(context)
+            predictions[name].append(full[test])
+            validation_predictions[name] = full[rows["validation"]]
             timing.append({"method": name, "seed": seed, "seconds": time.perf_counter() - start})
+        student_rows += _student_rows(truth_all[rows["validation"]], validation_predictions, layout, seed=seed)
     cancer = mdata.obs[cancer_type_key].astype(str).to_numpy()[test]
     truth = truth_all[test]
     imputing = [m for m in methods if METHODS[m].imputes]
@@ -220,9 +275,31 @@ def _benchmark(
             "n_boot": int(n_boot),
             "reference": reference,
         },
+        "students": pd.DataFrame(student_rows),
     }
     logger.info("benchmark: %d methods x %d seeds done.", len(methods), len(seeds))
     return result
+
+
+def _student_rows(truth_val, predictions, layout, **extra) -> list[dict]:
+    """Per slice the validation R^2 of CFMD's student and of the ridge (when both ran), the higher one named."""
+    from ._metrics import multivariate_r2
+
+    if "cfmd" not in predictions or "ridge" not in predictions:
+        return []
+    rows = []
+    for s in layout:
+        if s.strategy == "zero":
+            continue
+        scores = {
+            m: float(multivariate_r2(truth_val[:, s.start : s.stop], predictions[m][:, s.start : s.stop]))
+            for m in ("cfmd", "ridge")
+        }
+        rows.append(
+            {**extra, "slice": s.name, **{f"validation_r2_{m}": v for m, v in scores.items()},
+             "better": max(scores, key=lambda m: (scores[m], m == "cfmd"))}
+        )  # fmt: skip
+    return rows
 
 
 def _table1(slices: pd.DataFrame, layout: LatentLayout, methods: Sequence[str]) -> pd.DataFrame:

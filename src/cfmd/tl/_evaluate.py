@@ -32,7 +32,7 @@ from ._bootstrap import (
 )
 from ._metrics import default_macro_slices, slice_metrics
 from ._split import split_indices
-from ._survival import SurvivalHead, _c_distribution, concordance_index
+from ._survival import MIN_EVENTS_TO_SCORE, SurvivalHead, _c_distribution, concordance_index
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -100,6 +100,12 @@ def score_methods(
         Bootstrap resamples (stratified by cancer type for :math:`R^2`, by cancer type and event for the C-index),
         confidence level and seed. Every method and seed is scored on the same resamples; with several seeds the
         reported value and interval are those of the seed-averaged statistic.
+
+    With fewer than :data:`~cfmd.tl._survival.MIN_EVENTS_TO_SCORE` (5) events among the scored patients, the
+    C-index columns are NaN, ``summary.attrs["c_index_note"]`` says why and a ``UserWarning`` is raised (a C-index
+    on a handful of events is noise, not a result). The survival head warns when its validation split is too small
+    to choose the penalty (inner-CV fallback) or when it selects no latent feature (see
+    :class:`~cfmd.tl.SurvivalHead`).
 
     Returns
     -------
@@ -185,6 +191,17 @@ def score_methods(
         summary_rows.append(row)
     summary = pd.DataFrame(summary_rows).set_index("method")
 
+    n_test_events = int(np.sum(survival.test_event)) if survival is not None else 0
+    if survival is not None and n_test_events < MIN_EVENTS_TO_SCORE:
+        reason = (
+            f"the scored patients have {n_test_events} event(s) (< {MIN_EVENTS_TO_SCORE}): too few for a C-index; "
+            "reported as NaN"
+        )
+        warnings.warn(f"score_methods: {reason}.", UserWarning, stacklevel=2)
+        for column in ("c_index", "c_index_low", "c_index_high"):
+            summary[column] = np.nan
+        summary.attrs["c_index_note"] = reason
+        survival = None
     if survival is not None:
         head = SurvivalHead().fit(
             survival.train_latent,
@@ -225,6 +242,8 @@ def score_methods(
             "alpha": float(head.alpha_),
             "n_train": int(len(survival.train_time)),
             "coef": head.coef,
+            "penalty_by": head.selection_.get("penalty_by", ""),
+            "n_nonzero_latent": int(head.selection_.get("n_nonzero_latent", 0)),
         }
     summary.attrs.update({"reference": reference, "n_boot": int(n_boot), "ci": float(ci), "seed": int(seed)})
     summary = summary.reset_index()

@@ -43,6 +43,7 @@ def impute(
     save_model: str | PathLike | None = None,
     prefix: str | None = None,
     min_gene_overlap: float = 0.5,
+    students: Literal["paper", "auto"] = "paper",
 ) -> CFMD:
     """Impute the structured latent of every patient from RNA with CFMD.
 
@@ -92,6 +93,19 @@ def impute(
         File-name prefix of the saved model, for ``save_model`` and for loading ``model`` from a folder.
     min_gene_overlap
         With ``model``: smallest fraction of the model's genes ``mdata[rna_key]`` must have (default 0.5).
+    students
+        ``"paper"`` (default): every slice from CFMD's own student, as published. ``"auto"``: per slice, the
+        student with the higher held-out :math:`R^2` among CFMD's student and a ridge on standardised RNA fitted on
+        the same training patients (one penalty per slice, chosen by leave-one-out CV on them; see
+        :func:`cfmd.tl.benchmark`'s ``"ridge"``). The rule: with at least
+        :data:`~cfmd.tl._students.AUTO_INNER_CV_BELOW` (200) training patients the model's validation split
+        decides; with fewer, a 3-fold inner CV over the training and validation patients (CFMD and the ridge
+        refitted per inner fold, the same settings) decides on the pooled out-of-fold :math:`R^2`. Ties keep CFMD.
+        The point-wise methylation MLP is not a candidate (it would need one more CFMD fit; compare it with
+        :func:`cfmd.tl.benchmark`). With a trained model, ``"auto"`` needs the model's choice: a model trained here
+        with ``students="auto"`` carries it (``model.students_``) and ``save_model`` writes it to
+        ``{prefix}students.json`` (JSON arrays, no pickle) beside the model, which ``model=<folder>`` reads.
+        Without training data and without that file, ``"auto"`` is an error.
 
     Returns
     -------
@@ -109,7 +123,11 @@ def impute(
         Model identity and settings: class, version, init parameters (JSON), split sizes, seed, the saved model
         path (if any), ``fill``, the source latent key, ``provenance`` (per slice), and ``split``: the model's
         stored patient split, ``{"train": [obs names], "validation": [...], "test": [...]}`` (lists of str; the
-        training cohort's patients, so evaluation can check it never scores patients the model trained on).
+        training cohort's patients, so evaluation can check it never scores patients the model trained on), and
+        ``students``: ``mode`` (``students``), ``rule`` (how the choice was made), ``chosen`` (slice -> ``"cfmd"``
+        or ``"ridge"``: the student that filled it; provenance categories stay ``imputed``), ``scores`` (slice ->
+        {student: held-out :math:`R^2`}, CFMD's student next to the ridge, also with ``"paper"`` when trained
+        here) and ``n_patients`` (patients the scores are computed on).
 
     Examples
     --------
@@ -136,13 +154,13 @@ def impute(
             rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale, geneformer_key=geneformer_key,
             gene_embedding_key=gene_embedding_key, split_key=split_key, seed=seed, max_epochs=max_epochs,
             model_kwargs=model_kwargs, train_kwargs=train_kwargs, save_model=save_model, prefix=prefix,
-            min_gene_overlap=min_gene_overlap,
+            min_gene_overlap=min_gene_overlap, students=students,
         )  # fmt: skip
 
 
 def _impute(
     mdata, *, model, latent_key, key_added, fill, layout, rna_key, rna_layer, rna_scale, geneformer_key,
-    gene_embedding_key, split_key, seed, max_epochs, model_kwargs, train_kwargs, save_model, prefix, min_gene_overlap,
+    gene_embedding_key, split_key, seed, max_epochs, model_kwargs, train_kwargs, save_model, prefix, min_gene_overlap, students,
 ):  # fmt: skip
     """The body of :func:`impute` (run inside ``unchanged_on_error``)."""
     import pandas as pd
@@ -150,14 +168,31 @@ def _impute(
 
     from .. import __version__
     from ..models import CFMD
+    from ._students import load_students
 
     check_choice(fill, "fill", ("missing", "all"))
+    check_choice(students, "students", ("paper", "auto"))
+    stored_students = None
+    if students == "auto" and isinstance(model, str | PathLike):
+        stored_students = load_students(model, prefix=prefix)
+        if stored_students is None:
+            raise InvalidInputError(
+                f"students='auto' with the saved model {str(model)!r} needs the choice made when it was trained "
+                f"({prefix or ''}students.json in that folder, written by impute(..., students='auto', save_model=...)); "
+                "the folder has none. Use students='paper', or train with students='auto' and save again."
+            )
+    if students == "auto" and model is not None and not isinstance(model, str | PathLike):
+        if getattr(model, "students_", None) is None:
+            raise InvalidInputError(
+                "students='auto' with a trained model needs the model's per-slice choice (model.students_, set when "
+                "impute trains with students='auto'); this model has none. Use students='paper' or model=None."
+            )
     check_positive_int(max_epochs, "max_epochs")
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise InvalidInputError(f"`seed` must be an integer; got {seed!r}.")
     if key_added == latent_key:
         raise InvalidInputError("`key_added` must differ from `latent_key` (the observed latent is kept).")
-    source, target = None, mdata
+    source, target, trained_students = None, mdata, None
     if model is None and layout is not None:
         if not isinstance(layout, LatentLayout):
             raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout; got {type(layout).__name__}.")
@@ -193,12 +228,25 @@ def _impute(
         model = CFMD(mdata, layout=layout, split_key=split_key, seed=seed, **dict(model_kwargs or {}))
         options = {"max_epochs": max_epochs, **dict(train_kwargs or {})}
         model.train(**options)
+        trained_students = _fit_students(
+            mdata, model, students, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale,
+            seed=seed, max_epochs=max_epochs, model_kwargs=model_kwargs, train_kwargs=train_kwargs,
+            geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+        )  # fmt: skip
+        if students == "auto":
+            model.students_ = trained_students
         if save_model is not None:
             model.save(save_model, overwrite=True, prefix=prefix)
             source = str(save_model)
+            if students == "auto":
+                from ._students import save_students
+
+                save_students(save_model, trained_students[0], trained_students[1], prefix=prefix)
     elif isinstance(model, str | PathLike):
         source = str(model)
         model = CFMD.load(Path(model), adata=mdata, prefix=prefix, min_gene_overlap=min_gene_overlap)
+        if stored_students is not None:
+            model.students_ = stored_students
         target = model.adata  # `mdata` itself, or its copy with the model's genes (already aligned, warned once)
     elif not isinstance(model, CFMD):
         raise InvalidInputError(
@@ -208,6 +256,11 @@ def _impute(
     model_layout = model.layout
     latent_key_used = model.adata_manager.registry["setup_args"]["latent_key"]
     prediction = model.get_imputed_latent(target)
+    record = None
+    if students == "auto":
+        prediction, record = _apply_students(model, target, prediction)
+    elif trained_students is not None:
+        record = trained_students[0]  # "paper": CFMD everywhere, the ridge's held-out scores shown next to it
     if latent_key_used in mdata.obsm:
         observed_latent = np.asarray(mdata.obsm[latent_key_used], dtype=np.float32)
         model_layout.check_width(observed_latent.shape[1], field=f"mdata.obsm[{latent_key_used!r}]")
@@ -242,6 +295,21 @@ def _impute(
         "latent_key": latent_key_used,
         "provenance": dict(model.provenance),
     }
+    if record is not None:
+        mdata.uns[key_added]["students"] = {
+            "mode": students,
+            "rule": record["rule"],
+            "chosen": dict(record["chosen"]) if students == "auto" else dict.fromkeys(record["chosen"], "cfmd"),
+            "scores": {k: dict(v) for k, v in record["scores"].items()},
+            "n_patients": int(record.get("n_patients", 0)),
+        }
+        logger.info(
+            "impute: students=%r; per slice %s; held-out R^2 %s (%s).",
+            students,
+            mdata.uns[key_added]["students"]["chosen"],
+            {k: {c: round(x, 3) for c, x in v.items()} for k, v in record["scores"].items()},
+            record["rule"],
+        )
     logger.info(
         "impute: wrote .obsm[%r] for %d patients (%d observed, %d imputed).",
         key_added,
@@ -250,6 +318,98 @@ def _impute(
         int((~keep_observed).sum()),
     )
     return model
+
+
+def _fit_students(
+    mdata, model, students, *, latent_key, rna_key, rna_layer, rna_scale, seed, max_epochs, model_kwargs, train_kwargs,
+    geneformer_key, gene_embedding_key,
+):  # fmt: skip
+    """The ridge on the model's training patients and the per-slice held-out scores (see ``students``)."""
+    from ._students import AUTO_INNER_CV_BELOW, choose_students, fit_ridge, predict_ridge, ridge_log_expression
+
+    layout = model.layout
+    names = mdata.obs_names
+    rows = {k: np.flatnonzero(names.isin([str(v) for v in vals])) for k, vals in model.split_.items()}
+    latent = np.asarray(mdata.obsm[latent_key], dtype=np.float64)
+    log_expr = ridge_log_expression(mdata, rna_key, rna_layer, rna_scale)
+    train, val = rows["train"], rows["validation"]
+    ridge = fit_ridge(log_expr[train], latent[train], layout)
+    slices = list(model.module.predicted_slices)
+    if students == "auto" and train.size < AUTO_INNER_CV_BELOW:
+        truth, preds = _inner_cv_predictions(
+            mdata, np.sort(np.concatenate([train, val])), latent, log_expr, layout, seed=seed, latent_key=latent_key,
+            rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale, max_epochs=max_epochs,
+            model_kwargs=model_kwargs, train_kwargs=train_kwargs, geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key,
+        )  # fmt: skip
+        rule = (
+            f"inner 3-fold CV over the {truth.shape[0]} training + validation patients ({train.size} training "
+            f"patients < {AUTO_INNER_CV_BELOW})"
+        )
+    else:
+        cfmd_val = model.get_imputed_latent(mdata)[val]
+        truth, preds = latent[val], {"cfmd": cfmd_val, "ridge": predict_ridge(ridge, log_expr[val], layout)}
+        rule = f"validation split ({val.size} patients)"
+    record = choose_students(truth, preds, layout, slices=slices)
+    record["rule"] = rule
+    record["genes"] = [str(g) for g in mdata.mod[rna_key].var_names]
+    return record, ridge
+
+
+def _inner_cv_predictions(
+    mdata, rows, latent, log_expr, layout, *, seed, latent_key, rna_key, rna_layer, rna_scale, max_epochs,
+    model_kwargs, train_kwargs, geneformer_key, gene_embedding_key, n_folds: int = 3,
+):  # fmt: skip
+    """Out-of-fold CFMD and ridge predictions of ``rows`` (3 folds; CFMD early-stopped on 12% of each fold's rest)."""
+    import scvi
+
+    from ..models import CFMD
+    from ._students import fit_ridge, predict_ridge
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(rows)
+    folds = [order[i::n_folds] for i in range(n_folds)]
+    preds = {"cfmd": np.zeros((rows.size, layout.n_dims)), "ridge": np.zeros((rows.size, layout.n_dims))}
+    position = {r: i for i, r in enumerate(rows)}
+    column = "_cfmd_inner_split"
+    for k, held in enumerate(folds):
+        rest = np.setdiff1d(rows, held)
+        rest = rng.permutation(rest)
+        n_val = max(3, int(round(0.12 * rest.size)))
+        labels = np.where(np.isfinite(latent).all(axis=1), "test", "rna_only").astype(object)  # never trained on
+        labels[rest[n_val:]], labels[rest[:n_val]], labels[held] = "train", "validation", "test"
+        work = mdata.copy()
+        work.obs[column] = labels
+        scvi.settings.seed = int(seed) + k
+        CFMD.setup_mudata(
+            work, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale,
+            geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+        )  # fmt: skip
+        inner = CFMD(work, layout=layout, split_key=column, seed=seed, **dict(model_kwargs or {}))
+        inner.train(max_epochs=max_epochs, **dict(train_kwargs or {}))
+        at = [position[r] for r in held]
+        preds["cfmd"][at] = inner.get_imputed_latent(work)[held]
+        ridge = fit_ridge(log_expr[rest[n_val:]], latent[rest[n_val:]], layout)
+        preds["ridge"][at] = predict_ridge(ridge, log_expr[held], layout)
+    return latent[rows], preds
+
+
+def _apply_students(model, target, prediction):
+    """The composite latent of a model with ``students_`` (its record and ridge)."""
+    from ._students import compose, predict_ridge, ridge_log_expression
+
+    record, ridge = model.students_
+    args = model.adata_manager.registry["setup_args"]
+    rna = target.mod[args["rna_key"]]
+    genes = [str(g) for g in rna.var_names]
+    if genes != list(record["genes"]):
+        raise InvalidInputError(
+            f"The ridge students were fitted on {len(record['genes'])} genes but mdata[{args['rna_key']!r}] "
+            f"(aligned to the model) has {len(genes)} in another order; cannot apply students='auto'."
+        )
+    log_expr = ridge_log_expression(target, args["rna_key"], args.get("rna_layer"), args["rna_scale"])
+    ridge_prediction = predict_ridge(ridge, log_expr, model.layout)
+    return compose({"cfmd": prediction, "ridge": ridge_prediction}, record["chosen"], model.layout), record
 
 
 def _jsonable(value):

@@ -121,20 +121,31 @@ def _train(model, context: MethodContext) -> None:
     model.train(**options)
 
 
-def _check_teachers(use_geneformer: bool = True, use_esm: bool = True, **_) -> Callable[[MethodContext], None]:
+def _teacher_flags(variant: Mapping, cfmd_kwargs: Mapping) -> dict[str, bool]:
+    """Whether CFMD uses each teacher: the method's own setting, else ``cfmd_kwargs``, else True."""
+    return {
+        teacher: bool(variant.get(teacher, dict(cfmd_kwargs or {}).get(teacher, True)))
+        for teacher in ("use_geneformer", "use_esm")
+    }
+
+
+def _check_teachers(**variant) -> Callable[[MethodContext], None]:
     def check(context: MethodContext) -> None:
         rna = context.mdata.mod[context.rna_key]
-        if use_geneformer and context.layout.with_strategy("geneformer"):
+        flags = _teacher_flags(variant, context.cfmd_kwargs)
+        if flags["use_geneformer"] and context.layout.with_strategy("geneformer"):
             if context.geneformer_key is None or context.geneformer_key not in rna.obsm:
                 raise InvalidInputError(
                     f"mdata[{context.rna_key!r}].obsm has no Geneformer embedding {context.geneformer_key!r}, needed by "
-                    "the layout's 'geneformer' slices (see cfmd.pp.geneformer)."
+                    "the layout's 'geneformer' slices (see cfmd.pp.geneformer); or run CFMD without it "
+                    "(cfmd_kwargs={'use_geneformer': False})."
                 )
-        if use_esm and context.layout.with_strategy("esm"):
+        if flags["use_esm"] and context.layout.with_strategy("esm"):
             if context.gene_embedding_key is None or context.gene_embedding_key not in rna.varm:
                 raise InvalidInputError(
                     f"mdata[{context.rna_key!r}].varm has no gene embedding {context.gene_embedding_key!r}, needed by "
-                    "the layout's 'esm' slices (see cfmd.pp.esm_gene_embeddings)."
+                    "the layout's 'esm' slices (see cfmd.pp.esm_gene_embeddings); or run CFMD without it "
+                    "(cfmd_kwargs={'use_esm': False})."
                 )
 
     return check
@@ -148,16 +159,19 @@ def _run_cfmd(**options) -> Callable[[MethodContext], np.ndarray]:
 
         variant = dict(options)
         layout = context.layout
+        flags = _teacher_flags(variant, context.cfmd_kwargs)
         for teacher, strategy, key in (
             ("use_geneformer", "geneformer", context.geneformer_key),
             ("use_esm", "esm", context.gene_embedding_key),
         ):
-            if variant.get(teacher, True) is False:
+            if not flags[teacher]:
                 continue
             if layout.with_strategy(strategy) and key is None:
                 raise InvalidInputError(f"Method needs the {strategy} teacher embedding but its key is None.")
-        geneformer_key = context.geneformer_key if layout.with_strategy("geneformer") else None
-        embedding_key = context.gene_embedding_key if layout.with_strategy("esm") else None
+        use_gf = flags["use_geneformer"] and bool(layout.with_strategy("geneformer"))
+        use_esm = flags["use_esm"] and bool(layout.with_strategy("esm"))
+        geneformer_key = context.geneformer_key if use_gf else None
+        embedding_key = context.gene_embedding_key if use_esm else None
         if variant.get("layout") == "methylation_only":
             variant.pop("layout")
             keep = {s.name for s in layout.with_strategy("regional_methylation")}
@@ -178,10 +192,12 @@ def _run_cfmd(**options) -> Callable[[MethodContext], np.ndarray]:
             kwargs.pop("rmd_kwargs", None)
         model = CFMD(context.mdata, layout=layout, split_key=context.split_key, seed=context.seed, **kwargs)
         _train(model, context)
+        prediction = model.get_imputed_latent(context.mdata)
         if not variant:
             context.state["cfmd_parameters"] = int(sum(p.numel() for p in model.module.parameters() if p.requires_grad))
             context.state["cfmd_slices"] = list(model.module.predicted_slices)
-        return model.get_imputed_latent(context.mdata)
+            context.state["cfmd_prediction"] = prediction  # reused by 'cfmd_auto' (same split, same seed)
+        return prediction
 
     return run
 
@@ -224,33 +240,47 @@ def _run_latent_regressor(kind: str) -> Callable[[MethodContext], np.ndarray]:
 
 
 def _run_ridge(context: MethodContext) -> np.ndarray:
-    """Ridge regression on standardised log-expression; the penalty chosen on the validation split."""
-    import torch
-    from scipy import sparse
-    from sklearn.linear_model import Ridge
+    """Ridge on standardised log-expression, one per slice, fitted on the training split only.
 
-    from .._validation import get_matrix
-    from ..models._cfmd_module import log_normalise
-    from ..models._unpaired import align_to_global
-    from ._metrics import multivariate_r2
+    Each slice gets its own penalty, chosen by efficient leave-one-out CV on the training patients
+    (:class:`~sklearn.linear_model.RidgeCV`); normalisation statistics come from the training patients.
+    """
+    from ._students import fit_ridge, predict_ridge, ridge_log_expression
 
     parts = _split(context)
-    mdata = context.mdata
-    X = align_to_global(mdata, context.rna_key, get_matrix(mdata.mod[context.rna_key], context.rna_layer))
-    X = X.toarray() if sparse.issparse(X) else np.asarray(X)
-    log_expr = log_normalise(torch.as_tensor(X, dtype=torch.float32), context.rna_scale).numpy()
-    train, val = parts["train"], parts["validation"]
-    mean, std = log_expr[train].mean(0), log_expr[train].std(0) + 1e-3
-    features = (log_expr - mean) / std
-    latent = np.asarray(mdata.obsm[context.latent_key], dtype=np.float64)
-    best = None
-    for alpha in np.logspace(-1, 5, 13):
-        model = Ridge(alpha=alpha).fit(features[train], latent[train])
-        score = multivariate_r2(latent[val], model.predict(features[val]))
-        if best is None or score > best[0]:
-            best = (score, alpha, model)
-    logger.info("ridge: alpha %.3g (validation R^2 %.3f).", best[1], best[0])
-    return best[2].predict(features)
+    log_expr = ridge_log_expression(context.mdata, context.rna_key, context.rna_layer, context.rna_scale)
+    latent = np.asarray(context.mdata.obsm[context.latent_key], dtype=np.float64)
+    state = fit_ridge(log_expr[parts["train"]], latent[parts["train"]], context.layout)
+    logger.info("ridge: per-slice alpha %s.", {k: round(v["alpha"], 3) for k, v in state["slices"].items()})
+    context.state["ridge_state"] = state
+    return predict_ridge(state, log_expr, context.layout)
+
+
+def _run_cfmd_auto(context: MethodContext) -> np.ndarray:
+    """CFMD with students chosen per slice on the validation split (see :func:`cfmd.tl.impute`, ``students='auto'``)."""
+    from ._students import choose_students, compose
+
+    cfmd_prediction = context.state.get("cfmd_prediction")
+    if cfmd_prediction is None:
+        cfmd_prediction = _run_cfmd()(context)
+    ridge_prediction = context.state.get("ridge_prediction")
+    if ridge_prediction is None:
+        ridge_prediction = _run_ridge(context)
+    parts = _split(context)
+    latent = np.asarray(context.mdata.obsm[context.latent_key], dtype=np.float64)
+    val = parts["validation"]
+    candidates = {"cfmd": cfmd_prediction, "ridge": ridge_prediction}
+    choice = choose_students(
+        latent[val], {k: v[val] for k, v in candidates.items()}, context.layout, slices=context.state.get("cfmd_slices")
+    )
+    context.state["students"] = choice
+    return compose(candidates, choice["chosen"], context.layout)
+
+
+def _run_ridge_method(context: MethodContext) -> np.ndarray:
+    prediction = _run_ridge(context)
+    context.state["ridge_prediction"] = prediction
+    return prediction
 
 
 def _check_poe_rna_only(context: MethodContext) -> None:
@@ -293,7 +323,10 @@ METHODS: dict[str, ImputationMethod] = {
             _run_latent_regressor("pesd"),
         ),
         ImputationMethod(
-            "ridge", "Ridge Regression (RNA-only)", "ridge from standardised RNA to the latent", _run_ridge
+            "ridge",
+            "Ridge Regression (RNA-only)",
+            "ridge from standardised RNA to each slice, alpha by leave-one-out CV on the training patients",
+            _run_ridge_method,
         ),
         ImputationMethod(
             "poe_rna_only",
@@ -337,6 +370,13 @@ METHODS: dict[str, ImputationMethod] = {
             "Point-wise MLP (meth)",
             "3-layer, 256-unit MLP from TME-gene expression to the meth slice",
             _run_cfmd(layout="methylation_only", methylation_decoder="pointwise"),
+        ),
+        ImputationMethod(
+            "cfmd_auto",
+            "CFMD (students='auto')",
+            "per slice the student (CFMD's or the ridge) with the higher validation R^2",
+            _run_cfmd_auto,
+            check=_check_teachers(),
         ),
     ]
 }

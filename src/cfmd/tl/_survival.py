@@ -37,7 +37,21 @@ from ._bootstrap import (
     make_strata,
 )
 
-__all__ = ["SurvivalHead", "c_index_with_ci", "compare_c_index", "concordance_index", "paired_c_index"]
+#: Fewer events than this in a split: its C-index is not scored (NaN with the reason and a warning), since with a
+#: handful of events one concordant pair moves C by ~0.1 and a frozen head that selected nothing scores exactly 0.5.
+MIN_EVENTS_TO_SCORE = 5
+#: Fewer validation events than this: :class:`SurvivalHead` chooses its penalty by inner CV on the training split.
+MIN_VALIDATION_EVENTS = 10
+
+__all__ = [
+    "MIN_EVENTS_TO_SCORE",
+    "MIN_VALIDATION_EVENTS",
+    "SurvivalHead",
+    "c_index_with_ci",
+    "compare_c_index",
+    "concordance_index",
+    "paired_c_index",
+]
 
 
 # ---------------------------------------------------------------------------------------------------- C-index
@@ -454,6 +468,15 @@ class SurvivalHead:
     kept (the largest such :math:`\alpha` on ties), the counterpart of the paper's early stopping on validation
     loss. The fit is deterministic (coordinate descent, no random state).
 
+    Small validation splits (real cohorts): with fewer than :data:`MIN_VALIDATION_EVENTS` (10) validation events,
+    or ``validation="inner_cv"``, the penalty is chosen by ``inner_cv``-fold cross-validation on the training split
+    instead (folds dealt within event strata; the path's penalties fitted on the other folds, scored by Harrell's C
+    on the held-out fold, averaged; largest penalty on ties), with a ``UserWarning`` naming the cause. A head whose
+    chosen penalty zeroes every latent coefficient warns too (``UserWarning``): its risk is the cancer-type term
+    only, so every latent scores the same C-index (0.5 with one cancer type). :attr:`selection_` records how the
+    penalty was chosen (``penalty_by``: ``"fixed"``, ``"validation"`` or ``"inner_cv"``; ``n_validation_events``;
+    ``n_nonzero_latent``).
+
     Once fitted, :meth:`predict_risk` only uses the stored plain arrays (:meth:`to_dict`), so predicting never
     changes the head, and a head saved into ``.uns`` and restored with :meth:`from_dict` predicts identically.
 
@@ -471,6 +494,10 @@ class SurvivalHead:
         Iteration limit of the coordinate descent.
     tol
         Convergence tolerance of the coordinate descent.
+    inner_cv
+        Folds of the inner cross-validation that chooses the penalty when the validation split is too small.
+    min_validation_events
+        Fewest validation events for the validation split to choose the penalty (default 10).
 
     Examples
     --------
@@ -489,6 +516,8 @@ class SurvivalHead:
         alpha_min_ratio: float = 0.01,
         max_iter: int = 100_000,
         tol: float = 1e-7,
+        inner_cv: int = 5,
+        min_validation_events: int = MIN_VALIDATION_EVENTS,
     ):
         if alpha is not None:
             try:
@@ -515,7 +544,10 @@ class SurvivalHead:
         self.alpha_min_ratio = alpha_min_ratio
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.tol = tol
+        self.inner_cv = check_positive_int(inner_cv, "inner_cv", minimum=2)
+        self.min_validation_events = check_positive_int(min_validation_events, "min_validation_events")
         self._state: dict[str, Any] | None = None
+        self.selection_: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ parameters and state
     def get_params(self) -> dict[str, Any]:
@@ -527,6 +559,8 @@ class SurvivalHead:
             "alpha_min_ratio": self.alpha_min_ratio,
             "max_iter": self.max_iter,
             "tol": self.tol,
+            "inner_cv": self.inner_cv,
+            "min_validation_events": self.min_validation_events,
         }
 
     @property
@@ -598,7 +632,7 @@ class SurvivalHead:
         params = dict(state.get("params", {}) or {})
         alpha = params.get("alpha", np.nan)
         params["alpha"] = None if alpha is None or not np.isfinite(float(alpha)) else float(alpha)
-        for key in ("n_alphas", "max_iter"):
+        for key in ("n_alphas", "max_iter", "inner_cv", "min_validation_events"):
             if key in params:
                 params[key] = int(params[key])
         head = cls(**params)
@@ -683,7 +717,21 @@ class SurvivalHead:
                 "This SurvivalHead is already fitted and frozen; create a new SurvivalHead to train another."
             )
         latent, time, event, cancer = self._check_split(latent, time, event, cancer_type, "training")
-        if self.alpha is None:
+        penalty_by = "fixed" if self.alpha is not None else "validation"
+        n_val_events = 0
+        if self.alpha is None and isinstance(validation, str):
+            if validation != "inner_cv":
+                raise InvalidInputError(
+                    f"`validation` must be a tuple (latent, time, event, cancer_type) or 'inner_cv'; got {validation!r}."
+                )
+            penalty_by = "inner_cv"
+            warnings.warn(
+                f"SurvivalHead: no validation split given (validation='inner_cv'): the penalty is chosen by "
+                f"{self.inner_cv}-fold inner CV on the {len(time)} training patients.",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif self.alpha is None:
             if validation is None:
                 raise InvalidInputError(
                     "SurvivalHead(alpha=None) chooses the penalty on a validation split: pass "
@@ -697,8 +745,18 @@ class SurvivalHead:
                     "The validation split has no comparable pair of patients (no event before another patient's "
                     "follow-up time): its C-index cannot choose the penalty."
                 )
+            n_val_events = int(val[2].sum())
+            if n_val_events < self.min_validation_events:
+                penalty_by = "inner_cv"
+                warnings.warn(
+                    f"SurvivalHead: the validation split has {n_val_events} event(s) (< min_validation_events="
+                    f"{self.min_validation_events}), too few for its C-index to choose the penalty; choosing it by "
+                    f"{self.inner_cv}-fold inner CV on the {len(time)} training patients instead.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         cancer_types = sorted(set(cancer))
-        if self.alpha is None:  # fail before any work on validation cancer types the training split lacks
+        if penalty_by == "validation":  # fail before any work on validation cancer types the training split lacks
             val_design = self._design(val[0], val[3], cancer_types, "validation cancer_type")
         design = self._design(latent, cancer, cancer_types, "cancer_type")
         mean = design.mean(axis=0)
@@ -722,7 +780,12 @@ class SurvivalHead:
             warnings.warn(f"SurvivalHead (Cox model): {w.message}", w.category, stacklevel=2)
         coefs = np.asarray(model.coef_, dtype=float)  # (n_features, n_alphas)
         alphas = np.asarray(model.alphas_, dtype=float)
-        if self.alpha is None:
+        if penalty_by == "inner_cv":
+            val_c = self._inner_cv_c(z, time, event, alphas)
+            best = int(np.nanargmax(val_c)) if np.isfinite(val_c).any() else 0
+            chosen, coef = alphas[best], coefs[:, best]
+            searched, val_c_out = alphas, val_c
+        elif self.alpha is None:
             _, val_time, val_event, _ = val
             val_risk = ((val_design - mean) / scale) @ coefs
             val_c = np.array(
@@ -745,7 +808,57 @@ class SurvivalHead:
             "alphas": searched.copy(),
             "validation_c_index": val_c_out,
         }
+        n_nonzero = int(np.count_nonzero(coef[: latent.shape[1]]))
+        self.selection_ = {
+            "penalty_by": penalty_by,
+            "n_validation_events": n_val_events,
+            "n_nonzero_latent": n_nonzero,
+            "alpha": float(chosen),
+        }
+        if n_nonzero == 0:
+            warnings.warn(
+                f"SurvivalHead selected no latent feature: all {latent.shape[1]} latent coefficients are zero at the "
+                f"chosen penalty alpha={float(chosen):.4g} ({penalty_by}). Its risk is the cancer-type term only, so "
+                "every latent gets the same C-index (0.500 with one cancer type): survival utility is not measured. "
+                "Use more patients / events, a fixed smaller `alpha`, or a smaller `l1_ratio`.",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _inner_cv_c(self, z: np.ndarray, time: np.ndarray, event: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+        """Mean held-out Harrell's C of every penalty of the path over ``inner_cv`` event-stratified folds."""
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+        from sksurv.util import Surv
+
+        k = int(min(self.inner_cv, max(2, event.sum())))
+        fold = np.empty(len(time), dtype=int)
+        offset = 0
+        for label in (False, True):  # deal events and censored patients round-robin (deterministic)
+            members = np.flatnonzero(event == label)
+            members = members[np.argsort(time[members], kind="stable")]
+            fold[members] = (offset + np.arange(members.size)) % k
+            offset = (offset + members.size) % k
+        scores = np.full((k, len(alphas)), np.nan)
+        for f in range(k):
+            tr, te = fold != f, fold == f
+            if not event[tr].any() or not event[te].any():
+                continue
+            model = CoxnetSurvivalAnalysis(
+                l1_ratio=self.l1_ratio, alphas=alphas, max_iter=self.max_iter, tol=self.tol
+            )  # fmt: skip
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    model.fit(z[tr], Surv.from_arrays(event=event[tr], time=time[tr]))
+                except ArithmeticError:
+                    continue
+            risk = z[te] @ np.asarray(model.coef_, dtype=float)
+            for j in range(min(risk.shape[1], len(alphas))):
+                scores[f, j] = _c_index_unchecked(time[te], event[te], risk[:, j])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(scores, axis=0)
 
     def predict_risk(self, latent, cancer_type) -> np.ndarray:
         """Risk scores of the frozen head (the Cox linear predictor; higher = shorter survival).
