@@ -1,0 +1,231 @@
+"""Why does the Regional Methylation Decoder learn so little? Small ablations of its optimisation and design.
+
+Run from the project root (CPU, about ten minutes for the defaults)::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/rmd_experiments.py
+    ... benchmarks/rmd_experiments.py --cohort lihc --seeds 0 1    # the real TCGA-LIHC cohort (360 patients)
+    ... benchmarks/rmd_experiments.py --arms rmd_paper rmd_gene_weights --epochs 20   # a subset, quicker
+
+Data. ``synthetic``: ``cfmd.datasets.synthetic_cohort(n_patients=800, n_genes=1000, seed=0)``, split with
+``cfmd.tl.split_patients(seed=0)`` and its structured latent fitted once with ``cfmd.tl.fit_latent`` (40 epochs);
+the fitted MuData is cached as ``.h5mu`` (``--cache``) so every arm and seed reuses the same latent. ``lihc``:
+the real ``tcga_lihc_360`` files (``rna_rsem_norm``, ``methylation_gene_beta``, ``cnv_log2ratio_gene``) read with
+``cfmd.datasets.read_xena``, log2(x + 1) RNA, a hand-built layout of the paper's ``meth`` and ``cnv`` slices
+(like ``tutorials/tcga_xena.md``), latent fitted the same way. The target is the ``meth`` slice (48 dims).
+
+Arms (each CFMD imputes only the ``meth`` slice, with the same split, AdamW, 10 warm-up epochs then cosine,
+batch 64, ``--epochs`` epochs, early stopping on the validation loss with the best state restored):
+
+- ``rmd_paper``: the Regional Methylation Decoder as in the paper and the package default (post-norm, lr 3e-4);
+- ``rmd_lr1e-3``: the same with lr 1e-3;  ``rmd_prenorm``: pre-norm blocks (``norm_first=True``);
+- ``rmd_no_positions``: without chromosome positional embeddings;
+- ``rmd_gene_weights``: gene-specific expression weights (``gene_weights=True``), and ``+lr1e-3``;
+- ``pointwise``: the point-wise MLP on the same TME genes.
+
+References (closed form, scikit-learn ridge with the penalty chosen by cross-validation on the training split):
+``ridge_rna`` on all standardised log-RNA genes; ``ridge_tme`` on the TME genes the decoders see;
+``ridge_chrom_means`` on the 23 per-chromosome *means* of the standardised TME genes (what a count-normalised
+mean can see when every gene enters with the same weight); ``ridge_truth_regional`` (synthetic only) on the
+planted per-chromosome regional programs (an upper bound for any per-chromosome summary).
+
+Reported: multivariate R^2 of the meth slice on the held-out test split and on the training split (to separate
+under-fitting from over-fitting), the median over ``--seeds`` (training seeds; the split and latent are fixed),
+and training seconds per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import mudata as md
+import numpy as np
+import scvi
+
+import cfmd
+from cfmd import LatentLayout, Slice
+from cfmd.models import CFMD
+from cfmd.tl import multivariate_r2
+
+ARMS = {
+    "rmd_paper": {"decoder": "regional", "rmd": {}, "lr": 3e-4},
+    "rmd_lr1e-3": {"decoder": "regional", "rmd": {}, "lr": 1e-3},
+    "rmd_prenorm": {"decoder": "regional", "rmd": {"norm_first": True}, "lr": 3e-4},
+    "rmd_no_positions": {"decoder": "regional", "rmd": {"positional_embeddings": False}, "lr": 3e-4},
+    "rmd_gene_weights": {"decoder": "regional", "rmd": {"gene_weights": True}, "lr": 3e-4},
+    "rmd_gene_weights+lr1e-3": {"decoder": "regional", "rmd": {"gene_weights": True}, "lr": 1e-3},
+    "rmd_gene_weights+prenorm": {"decoder": "regional", "rmd": {"gene_weights": True, "norm_first": True}, "lr": 3e-4},
+    "pointwise": {"decoder": "pointwise", "rmd": {}, "lr": 3e-4},
+}
+LIHC = Path("/work/wt/shared/cohorts/tcga_lihc_360")
+
+
+# --------------------------------------------------------------------------- cohorts
+def synthetic(cache: Path, n_patients: int, n_genes: int, epochs: int) -> tuple[md.MuData, dict]:
+    path = cache / f"synthetic_p{n_patients}_g{n_genes}_e{epochs}.h5mu"
+    setup = {"rna_layer": None, "rna_scale": "counts"}
+    if path.exists():
+        return md.read_h5mu(path), setup
+    mdata = cfmd.datasets.synthetic_cohort(n_patients=n_patients, n_genes=n_genes, seed=0, protein_sequences=False)
+    cfmd.tl.split_patients(mdata, seed=0)
+    cfmd.tl.fit_latent(mdata, max_epochs=epochs, seed=0, train_kwargs={"enable_progress_bar": False})
+    mdata.write(path)
+    return md.read_h5mu(path), setup
+
+
+def lihc(cache: Path, epochs: int) -> tuple[md.MuData, dict]:
+    path = cache / f"lihc_e{epochs}.h5mu"
+    setup = {"rna_layer": "log2", "rna_scale": "log2"}
+    if path.exists():
+        return md.read_h5mu(path), setup
+    files = {
+        "rna": LIHC / "rna_rsem_norm.tsv.gz",
+        "meth": LIHC / "methylation_gene_beta.tsv.gz",
+        "cnv": LIHC / "cnv_log2ratio_gene.tsv.gz",
+    }
+    mdata = cfmd.datasets.read_xena(files, survival=LIHC / "survival_cdr.tsv", on_missing_survival="keep_nan")
+    mdata = mdata[mdata.obs_names.isin(mdata["rna"].obs_names)].copy()
+    mdata["rna"].layers["log2"] = np.log2(np.asarray(mdata["rna"].X, dtype=np.float64) + 1.0).astype(np.float32)
+    paper = LatentLayout.cfmd328()
+    slices, start = [], 0
+    for name in ("meth", "cnv"):
+        s = paper[name]
+        slices.append(Slice(name, start, start + s.dim, s.strategy, groups=s.groups))
+        start += s.dim
+    layout = LatentLayout(slices)
+    cfmd.tl.split_patients(mdata, require_modalities=["meth", "cnv"], seed=0)
+    cfmd.tl.fit_latent(
+        mdata, layout=layout, rna_layer="log2", rna_scale="log2", modalities={"meth": "meth", "cnv": "cnv"},
+        max_epochs=epochs, seed=0, train_kwargs={"enable_progress_bar": False},
+    )  # fmt: skip
+    mdata.write(path)
+    return md.read_h5mu(path), setup
+
+
+# --------------------------------------------------------------------------- arms
+def meth_only_layout(mdata) -> LatentLayout:
+    layout = LatentLayout.from_mudata(mdata, "X_structured")
+    return layout.replace_strategies(**{s.name: "zero" for s in layout if s.name != "meth"})
+
+
+def split_indices(mdata) -> dict[str, np.ndarray]:
+    split = mdata.obs["cfmd_split"].astype(str).to_numpy()
+    return {name: np.flatnonzero(split == name) for name in ("train", "validation", "test")}
+
+
+WIDTHS = {"paper": {}, "cpu": {"d_model": 64, "d_feedforward": 256}}
+
+
+def run_cfmd(mdata, setup: dict, arm: dict, seed: int, epochs: int, width: str) -> tuple[float, float, float]:
+    scvi.settings.seed = seed
+    CFMD.setup_mudata(mdata, geneformer_key=None, gene_embedding_key=None, **setup)
+    layout = meth_only_layout(mdata)
+    model = CFMD(
+        mdata, layout=layout, methylation_decoder=arm["decoder"], seed=seed,
+        rmd_kwargs=({**WIDTHS[width], **arm["rmd"]} if arm["decoder"] == "regional" else None),
+        use_geneformer=False, use_esm=False,
+    )  # fmt: skip
+    start = time.perf_counter()
+    model.train(max_epochs=epochs, lr=arm["lr"], enable_progress_bar=False)
+    seconds = time.perf_counter() - start
+    truth = layout.take(np.asarray(mdata.obsm["X_structured"]), "meth")
+    pred = layout.take(model.get_imputed_latent(mdata), "meth")
+    idx = split_indices(mdata)
+    return (
+        multivariate_r2(truth[idx["test"]], pred[idx["test"]]),
+        multivariate_r2(truth[idx["train"]], pred[idx["train"]]),
+        seconds,
+    )
+
+
+def standardised_rna(mdata, setup: dict, train: np.ndarray) -> np.ndarray:
+    rna = mdata["rna"][mdata.obs_names]  # every patient has RNA; align to mdata.obs
+    x = rna.layers[setup["rna_layer"]] if setup["rna_layer"] else rna.X
+    x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+    if setup["rna_scale"] == "counts":
+        x = np.log1p(x / np.clip(x.sum(1, keepdims=True), 1.0, None) * 1e4)
+    mean, std = x[train].mean(0), np.clip(x[train].std(0), 1e-3, None)
+    return (x - mean) / std
+
+
+def references(mdata, setup: dict) -> dict[str, tuple[float, float]]:
+    from sklearn.linear_model import RidgeCV
+
+    layout = meth_only_layout(mdata)
+    idx = split_indices(mdata)
+    truth = layout.take(np.asarray(mdata.obsm["X_structured"]), "meth")
+    x = standardised_rna(mdata, setup, idx["train"])
+    rna_names = mdata["rna"].var_names
+    symbols = mdata["rna"].var["gene_symbol"].astype(str).to_numpy() if "gene_symbol" in mdata["rna"].var else rna_names
+    tme = np.flatnonzero(np.isin(symbols, cfmd.datasets.tme_genes()))
+    chrom = cfmd.models.nn.chromosome_indices(mdata["rna"].var["chromosome"].to_numpy()[tme])
+    tme, chrom = tme[chrom >= 0], chrom[chrom >= 0]
+    means = np.stack([x[:, tme[chrom == c]].mean(1) if (chrom == c).any() else np.zeros(len(x)) for c in range(23)], 1)
+    features = {"ridge_rna": x, "ridge_tme": x[:, tme], "ridge_chrom_means": means}
+    if "truth_regional" in mdata.obsm:
+        features["ridge_truth_regional"] = np.asarray(mdata.obsm["truth_regional"])
+    out = {}
+    for name, feats in features.items():
+        model = RidgeCV(alphas=np.logspace(-2, 5, 15)).fit(feats[idx["train"]], truth[idx["train"]])
+        out[name] = (
+            multivariate_r2(truth[idx["test"]], model.predict(feats[idx["test"]])),
+            multivariate_r2(truth[idx["train"]], model.predict(feats[idx["train"]])),
+        )
+    out["_n_tme_genes"] = (float(tme.size), float(np.unique(chrom).size))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cohort", choices=("synthetic", "lihc"), default="synthetic")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=40, help="CFMD training epochs per arm")
+    parser.add_argument("--latent-epochs", type=int, default=40, help="fit_latent epochs (cached)")
+    parser.add_argument(
+        "--width", choices=tuple(WIDTHS), default="cpu",
+        help="decoder width: 'paper' (d_model 256, feed-forward 1024) or 'cpu' (64 / 256, the demo's)",
+    )  # fmt: skip
+    parser.add_argument("--patients", type=int, default=800)
+    parser.add_argument("--genes", type=int, default=1000)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cfmd_rmd_experiments")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    scvi.settings.verbosity = 40
+    args.cache.mkdir(parents=True, exist_ok=True)
+    wall = time.perf_counter()
+    if args.cohort == "synthetic":
+        mdata, setup = synthetic(args.cache, args.patients, args.genes, args.latent_epochs)
+    else:
+        mdata, setup = lihc(args.cache, args.latent_epochs)
+    sizes = {k: len(v) for k, v in split_indices(mdata).items()}
+    refs = references(mdata, setup)
+    n_tme, n_chrom = refs.pop("_n_tme_genes")
+    print(f"cohort {args.cohort}: split {sizes}; {int(n_tme)} TME genes on {int(n_chrom)} chromosomes", flush=True)
+    rows = []
+    for name in args.arms:
+        results = []
+        for seed in args.seeds:
+            results.append(run_cfmd(mdata, setup, ARMS[name], seed, args.epochs, args.width))
+            print(f"  {name} seed {seed}: test {results[-1][0]:.3f} train {results[-1][1]:.3f} "
+                  f"({results[-1][2]:.0f} s)", flush=True)  # fmt: skip
+        test, train, secs = (statistics.median(r[i] for r in results) for i in range(3))
+        spread = ", ".join(f"{r[0]:.3f}" for r in results)
+        rows.append(f"| {name} | {test:.3f} | {spread} | {train:.3f} | {secs:.0f} |")
+    print(
+        f"\n{args.cohort}: meth-slice R^2 (median over seeds {args.seeds}, {args.epochs} epochs, {args.width} width)\n"
+    )
+    print("| arm | test R^2 | test R^2 per seed | train R^2 | train s |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    for name, (test, train) in refs.items():
+        print(f"| {name} | {test:.3f} | - | {train:.3f} | - |")
+    print(f"\nwall time {time.perf_counter() - wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
