@@ -178,9 +178,10 @@ class RegionalMethylationDecoder(nn.Module):
        ``Linear(d_gene + 1, d_gene_hidden) -> GELU -> Linear(d_gene_hidden, d_model)``.
     2. Count-normalised mean per chromosome over its genes:
        :math:`h_c = |\mathcal G_c|^{-1} \sum_{g \in \mathcal G_c} \mathrm{MLP}(\cdot)`.
-    3. ``n_layers`` post-norm (``norm_first=True``: pre-norm) cross-attention blocks (``n_heads`` heads, feed-forward ``d_feedforward``):
-       queries are the regions :math:`h_c` (updated layer by layer), keys and values the fixed memory
-       :math:`H + P_{chrom}` with learned chromosome positional embeddings :math:`P_{chrom}`.
+    3. ``n_layers`` post-norm (``norm_first=True``: pre-norm) cross-attention blocks (``n_heads`` heads,
+       feed-forward ``d_feedforward``): queries are the regions :math:`h_c` (updated layer by layer), keys and
+       values the fixed memory :math:`H + P_{chrom}` with learned chromosome positional embeddings
+       :math:`P_{chrom}`.
     4. Mean over the chromosomes, then ``Linear(d_model, d_out)``.
 
     Parameters
@@ -252,7 +253,8 @@ class RegionalMethylationDecoder(nn.Module):
     matrix of ``1/|G_c|`` entries. Because the mean is linear it is taken *before* the second (linear)
     gene-MLP layer, which is the same function as averaging the MLP outputs, evaluated with
     ``n_chromosomes`` instead of ``n_genes`` rows. The largest activation is one
-    ``(batch, n_genes, d_gene_hidden)`` tensor; a training step at batch 64, 4,296 genes and width 256 keeps
+    ``(batch, n_genes, d_gene_hidden)`` tensor (also with ``gene_weights``, whose per-gene slopes are one
+    ``(n_genes, d_gene_hidden)`` table); a training step at batch 64, 4,296 genes and width 256 keeps
     about 0.39 GB for the backward pass (0.28 GB of it that tensor).
 
     The expression should be on a log scale and standardised per gene with training-split statistics (the
@@ -345,8 +347,8 @@ class RegionalMethylationDecoder(nn.Module):
             for _ in range(n_layers)
         )
         self.output_layer = nn.Linear(self.d_model, self.d_out)
-        # Variants: created after (and without drawing from the RNG unlike) the paper's parameters, so a default
-        # decoder initialises exactly as before these options existed.
+        # Variants: created after the paper's parameters and without drawing from the RNG, so a default decoder
+        # initialises exactly as before these options existed.
         self.gene_weights = bool(gene_weights)
         self.norm_first = bool(norm_first)
         self.positional_embeddings = bool(positional_embeddings)
