@@ -225,7 +225,9 @@ class RegionalMethylationDecoder(nn.Module):
         ``(n_kept_genes, d_gene_hidden)`` table :math:`\Delta` initialised to zero (so the initial function is the
         paper's). In the paper's MLP the expression slope :math:`w_x` is shared by all genes and a gene can only
         modulate it through where its embedding places it on the GELU; with :math:`\Delta_g` the count-normalised
-        mean can weight genes by their expression with gene-specific signs and sizes directly.
+        mean can weight genes by their expression with gene-specific signs and sizes directly. Held-out
+        meth-slice R^2 (``benchmarks/rmd_experiments.py``, 40 epochs, lr 3e-3): 0.18 -> 0.68 on the synthetic
+        cohort, 0.50 -> 0.70 on TCGA-LIHC; a higher learning rate than the paper's 3e-4 is needed either way.
     norm_first
         Variant (default ``False``, the paper's post-norm blocks). ``True`` uses pre-norm cross-attention blocks
         (LayerNorm on the queries before attention and before the feed-forward network, residuals un-normalised)
