@@ -46,7 +46,10 @@ ridge_truth_regional 0.696. TCGA-LIHC (288 / 36 / 36 patients, 130 TME genes): r
 rmd_lr3e-3 0.552, 0.452; rmd_gene_weights+lr1e-3 0.483, 0.512; rmd_gene_weights+lr3e-3 0.712, 0.696; pointwise
 0.692, 0.689; ridge_rna 0.816; ridge_tme 0.738; ridge_chrom_means 0.494. The paper's decoder, once its learning
 rate lets it move, stops at the R^2 of a ridge on equal-weight chromosome means; gene-specific expression
-weights (``gene_weights=True``) lift it to the point-wise MLP's level.
+weights (``gene_weights=True``) lift it to the point-wise MLP's level. ``--direct --direct-steps 200 800
+--direct-lr 3e-3`` (synthetic; test / train): paper 0.061 / 0.058 after 200 steps, 0.409 / 0.947 after 800;
+prenorm -0.016 / -0.003, 0.299 / 0.917; gene_weights 0.603 / 0.640, 0.725 / 0.971. At initialisation the regional
+embeddings vary across patients by SD 0.007 around a constant part of 0.079.
 """
 
 from __future__ import annotations
