@@ -512,8 +512,12 @@ def test_pointwise_mlp_shapes_and_masking(features):
         lambda: (LearnedTemperatureFingerprint(torch.randn(9, 4)), torch.rand(5, 9)),
         lambda: (small_decoder(dropout=0.3, shuffle_positions="per_call"), torch.randn(5, len(GENE_CHROMOSOMES))),
         lambda: (PointwiseMethylationMLP(GENE_CHROMOSOMES, chromosomes=CHROMS), torch.randn(5, len(GENE_CHROMOSOMES))),
+        lambda: (
+            small_decoder(dropout=0.3, gene_weights=True, norm_first=True),
+            torch.randn(5, len(GENE_CHROMOSOMES)),
+        ),
     ],
-    ids=["projector", "fingerprint", "regional_decoder", "pointwise_mlp"],
+    ids=["projector", "fingerprint", "regional_decoder", "pointwise_mlp", "regional_decoder_variants"],
 )
 def test_blocks_are_deterministic_under_manual_seed(build):
     results = []

@@ -13,7 +13,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from .._layout import STRATEGIES, LatentLayout
 from .._validation import InvalidInputError, check_choice, describe_examples
 from ..datasets import CHROMOSOMES, proliferation_signature, tme_genes
-from ._cfmd_module import CFMDModule
+from ._cfmd_module import CFMDModule, check_rmd_kwargs
 from ._io import SafeIOMixin
 from ._latent_imputer import (
     ImputerTrainingPlan,
@@ -88,7 +88,11 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
     rmd_kwargs
         Keyword arguments of the methylation decoder (default for the regional decoder: the paper's 2
         cross-attention layers, 4 heads, d 256, FF 1024, with a 64-wide per-gene MLP, a width the paper leaves
-        open).
+        open). Regional: ``d_gene``, ``d_model``, ``d_gene_hidden``, ``n_heads``, ``d_feedforward``, ``n_layers``,
+        ``dropout``, ``shuffle_positions``, ``shuffle_seed`` and the variants ``gene_weights`` (gene-specific
+        expression weights), ``norm_first`` (pre-norm blocks), ``positional_embeddings`` (see
+        :class:`~cfmd.models.nn.RegionalMethylationDecoder`; all off/paper by default). Point-wise: ``d_hidden``,
+        ``n_layers``, ``dropout``, ``features``. Any other key is an :class:`~cfmd.InvalidInputError` naming it.
     """
 
     _training_plan_cls = ImputerTrainingPlan
@@ -123,6 +127,7 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         check_choice(ablation_fill, "ablation_fill", ABLATION_FILLS)
         check_choice(architecture, "architecture", ARCHITECTURES)
         check_choice(methylation_decoder, "methylation_decoder", METHYLATION_DECODERS)
+        rmd_kwargs = check_rmd_kwargs(rmd_kwargs, methylation_decoder)
         if masked_chromosomes is not None:
             unknown = [c for c in masked_chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
             if unknown:
@@ -201,7 +206,7 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
             "dropout": dropout,
             "methylation_decoder": methylation_decoder,
             "masked_chromosomes": masked_chromosomes,
-            "rmd_kwargs": ({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | dict(rmd_kwargs or {}),
+            "rmd_kwargs": ({"d_gene_hidden": 64} if methylation_decoder == "regional" else {}) | rmd_kwargs,
         }
         self.module = CFMDModule(**self._module_kwargs)
         self.layout = layout_obj

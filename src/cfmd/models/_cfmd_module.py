@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -11,6 +11,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from .._layout import LatentLayout
+from .._validation import InvalidInputError
 from ._latent_imputer import GENEFORMER_KEY, LATENT_KEY
 from .nn import (
     LearnedTemperatureFingerprint,
@@ -23,6 +24,37 @@ from .nn import (
     orthogonality_loss,
     slice_reconstruction_losses,
 )
+
+#: Keys of ``rmd_kwargs`` each methylation decoder accepts (``d_out`` and ``chromosomes`` are set by CFMD).
+RMD_KWARGS = {
+    "regional": (
+        "d_gene", "d_model", "d_gene_hidden", "n_heads", "d_feedforward", "n_layers", "dropout",
+        "shuffle_positions", "shuffle_seed", "gene_weights", "norm_first", "positional_embeddings",
+    ),
+    "pointwise": ("d_hidden", "n_layers", "dropout", "features"),
+}  # fmt: skip
+
+
+def check_rmd_kwargs(rmd_kwargs, methylation_decoder: str) -> dict:
+    """Validate ``rmd_kwargs`` against the keys ``methylation_decoder`` accepts; return them as a dict.
+
+    Raises
+    ------
+    InvalidInputError
+        ``rmd_kwargs`` is not a mapping or has a key the decoder does not accept (named, with the allowed keys).
+    """
+    if rmd_kwargs is None:
+        return {}
+    if not isinstance(rmd_kwargs, Mapping):
+        raise InvalidInputError(f"`rmd_kwargs` must be a mapping (dict) of keyword arguments; got {rmd_kwargs!r}.")
+    allowed = RMD_KWARGS.get(methylation_decoder, ())
+    unknown = [key for key in rmd_kwargs if key not in allowed]
+    if unknown:
+        raise InvalidInputError(
+            f"`rmd_kwargs` has unknown key(s) {unknown} for methylation_decoder={methylation_decoder!r}; "
+            f"allowed keys: {list(allowed)}."
+        )
+    return dict(rmd_kwargs)
 
 
 def log_normalise(x: torch.Tensor, rna_scale: str) -> torch.Tensor:
@@ -84,7 +116,8 @@ class CFMDModule(BaseModuleClass):
         leave-one-chromosome-out audit); their positional embeddings are ablated.
     rmd_kwargs
         Keyword arguments of the methylation decoder (e.g. ``d_model``, ``shuffle_positions`` for the LOCO
-        negative control).
+        negative control, the variants ``gene_weights`` / ``norm_first``); keys are checked against
+        :data:`RMD_KWARGS` (an unknown key is an :class:`~cfmd._validation.InvalidInputError`).
     """
 
     def __init__(
@@ -167,13 +200,12 @@ class CFMDModule(BaseModuleClass):
             if use_esm or ablation_fill == "rna":
                 self.projector_esm = Projector(d_in, width("esm"), d_hidden=d_hidden, dropout=dropout)
         if width("regional_methylation"):
-            kwargs = {"dropout": dropout, **dict(rmd_kwargs or {})}
+            kwargs = {"dropout": dropout, **check_rmd_kwargs(rmd_kwargs, methylation_decoder)}
             if methylation_decoder == "regional":
                 self.regional_methylation_decoder = RegionalMethylationDecoder(
                     np.asarray(tme_chromosomes), d_out=width("regional_methylation"), **kwargs
                 )
             else:
-                kwargs = {k: v for k, v in kwargs.items() if k in ("dropout", "d_hidden", "n_layers", "features")}
                 self.pointwise_methylation_mlp = PointwiseMethylationMLP(
                     np.asarray(tme_chromosomes), d_out=width("regional_methylation"), **kwargs
                 )
