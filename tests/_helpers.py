@@ -3,8 +3,10 @@ perturbation of chosen patients."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import mudata as md
 import numpy as np
@@ -94,11 +96,11 @@ def _assert_anndata_unchanged(before, after, where: str) -> None:
 
 
 def assert_mudata_unchanged(before_copy, after) -> None:
-    """Assert that ``after`` equals ``before_copy`` (a ``.copy()`` taken before the call) value by value.
+    """Assert that ``after`` equals ``before_copy`` (:func:`snapshot` or ``.copy()`` taken before the call) by value.
 
     Compares X, layers, obs, var, obsm, varm, obsp, varp and uns of the MuData and of every modality.
     """
-    if isinstance(before_copy, md.MuData):
+    if hasattr(before_copy, "mod"):
         assert list(before_copy.mod) == list(after.mod), "modalities"
         _assert_value_equal(before_copy.obs, after.obs, "mdata.obs")
         _assert_value_equal(before_copy.var, after.var, "mdata.var")
@@ -111,12 +113,49 @@ def assert_mudata_unchanged(before_copy, after) -> None:
         _assert_anndata_unchanged(before_copy, after, "adata")
 
 
+def _copied(value):
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return value.copy(deep=True)
+    if sparse.issparse(value):
+        return value.copy()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return copy.deepcopy(value)
+
+
+def _snapshot(obj) -> SimpleNamespace:
+    state = SimpleNamespace(
+        shape=obj.shape,
+        obs=obj.obs.copy(deep=True),
+        var=obj.var.copy(deep=True),
+        uns=copy.deepcopy(dict(obj.uns)),
+        X=_copied(obj.X) if getattr(obj, "X", None) is not None else None,
+    )
+    for name in ("obsm", "varm", "obsp", "varp", "layers"):
+        container = getattr(obj, name, None)
+        if container is not None:
+            setattr(state, name, {key: _copied(value) for key, value in container.items()})
+    return state
+
+
 def deep_copy(data):
-    """A deep copy of an AnnData/MuData for :func:`assert_mudata_unchanged` (without mudata's FutureWarning)."""
+    """A deep copy of an AnnData/MuData (without mudata's FutureWarning) to work on."""
     if isinstance(data, md.MuData):
         with md.set_options(pull_on_update=False):
             return data.copy()
     return data.copy()
+
+
+def snapshot(data) -> SimpleNamespace:
+    """An exact snapshot of an AnnData/MuData (every container copied) for :func:`assert_mudata_unchanged`.
+
+    Not ``MuData.copy()``: that re-runs mudata's ``update()``, which re-pulls modality columns into the global
+    ``obs``/``var`` and drops the index name of ``.obsm`` DataFrames, so a copy can differ from its original.
+    """
+    state = _snapshot(data)
+    if isinstance(data, md.MuData):
+        state.mod = {name: _snapshot(adata) for name, adata in data.mod.items()}
+    return state
 
 
 def dense(X) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from _helpers import assert_mudata_unchanged, tiny_imputed_cohort
+from _helpers import assert_mudata_unchanged, snapshot, tiny_imputed_cohort
 
 import cfmd
 from cfmd import InvalidInputError
@@ -17,7 +17,7 @@ def cohort():
 
 
 def _refused(mdata, match: str, **kwargs) -> None:
-    before = mdata.copy()
+    before = snapshot(mdata)
     with pytest.raises(InvalidInputError, match=match):
         cfmd.tl.evaluate(mdata, **{"n_boot": 10, **kwargs})
     assert_mudata_unchanged(before, mdata)
@@ -103,7 +103,7 @@ def test_failure_after_an_earlier_result_keeps_it(cohort):
 
 
 def test_benchmark_checks_bootstrap_settings_before_training(cohort):
-    before = cohort.copy()
+    before = snapshot(cohort)
     with pytest.raises(InvalidInputError, match="`ci` must be a confidence level"):
         cfmd.tl.benchmark(cohort, methods=["zero_mask"], ci=1.5)
     with pytest.raises(InvalidInputError, match="`n_boot` must be an integer >= 1"):
