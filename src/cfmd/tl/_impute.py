@@ -43,6 +43,8 @@ def impute(
     save_model: str | PathLike | None = None,
     prefix: str | None = None,
     min_gene_overlap: float = 0.5,
+    n_samples: int = 10,
+    generate_kwargs: Mapping | None = None,
 ) -> CFMD:
     """Impute the structured latent of every patient from RNA with CFMD.
 
@@ -92,6 +94,9 @@ def impute(
         File-name prefix of the saved model, for ``save_model`` and for loading ``model`` from a folder.
     min_gene_overlap
         With ``model``: smallest fraction of the model's genes ``mdata[rna_key]`` must have (default 0.5).
+    n_samples, generate_kwargs
+        With ``model="diffusion"`` / ``"coherent_denoising"`` (or such a model): :func:`~cfmd.tl.generate` is
+        called instead (``generate_kwargs``: its other options, e.g. ``target``, ``conditions``).
 
     Returns
     -------
@@ -129,7 +134,17 @@ def impute(
     ((120, 328), 'zero-masked')
     """
     from .._transaction import unchanged_on_error
+    from ._generate import GENERATIVE_MODELS, generate
 
+    if (isinstance(model, str) and model in GENERATIVE_MODELS) or type(model).__name__ in (
+        "LatentDiffusion", "CoherentDenoising"
+    ):  # fmt: skip
+        return generate(
+            mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, rna_key=rna_key,
+            rna_layer=rna_layer, rna_scale=rna_scale, split_key=split_key, seed=seed, max_epochs=max_epochs,
+            model_kwargs=model_kwargs, train_kwargs=train_kwargs, save_model=save_model, prefix=prefix,
+            min_gene_overlap=min_gene_overlap, n_samples=n_samples, **dict(generate_kwargs or {}),
+        )  # fmt: skip
     with unchanged_on_error(mdata):
         return _impute(
             mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, layout=layout,
