@@ -76,10 +76,14 @@ def resolve_target(mdata, latent_key: str, layout: LatentLayout, target: str | S
 
 
 def scaled_betas(num_train_timesteps: int, beta_start: float | None, beta_end: float | None) -> tuple[float, float]:
-    """The seed's linear schedule (1e-4 -> 0.02 at T = 1000) scaled by 1000 / T where not given."""
+    """The seed's linear schedule (1e-4 -> 0.02 at T = 1000) scaled by 1000 / T where not given.
+
+    ``beta_end`` is capped at 0.4: beyond, a reverse step divides by ``sqrt(1 - beta_t)`` close to 0 and short
+    chains blow up (T < 50 then ends in slightly less than pure noise).
+    """
     scale = 1000.0 / int(num_train_timesteps)
-    start = min(1e-4 * scale, 0.999) if beta_start is None else float(beta_start)
-    end = min(0.02 * scale, 0.999) if beta_end is None else float(beta_end)
+    start = min(1e-4 * scale, 0.01) if beta_start is None else float(beta_start)
+    end = min(0.02 * scale, 0.4) if beta_end is None else float(beta_end)
     return start, end
 
 
@@ -113,7 +117,8 @@ class LatentDiffusionModule(BaseModuleClass):
     num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
         :class:`diffusers.DDPMScheduler` settings (``clip_sample=False``; epsilon prediction). ``"fixed_large"``
         (sigma_t^2 = beta_t) is the seed's choice. ``beta_start`` / ``beta_end`` default to the seed's 1e-4 / 0.02
-        scaled by 1000 / T (so a short schedule still ends in noise; exactly the seed's at T = 1000).
+        scaled by 1000 / T, ``beta_end`` capped at 0.4 (so a short schedule still ends near pure noise; exactly the
+        seed's at T = 1000).
     """
 
     def __init__(

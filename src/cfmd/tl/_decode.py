@@ -55,7 +55,10 @@ def decode(
     a regular modality that muon / scanpy use directly:
 
     ``.X``
-        ``(n_decoded_patients, n_features)`` float32 decoded values (the VAE's feature names in ``.var_names``).
+        ``(n_decoded_patients, n_features)`` float32 decoded values.
+    ``.var``
+        ``var_names`` ``f"{key_added}:{feature}"`` (unique across the MuData); ``var["feature"]``: the VAE's
+        feature names (those of ``mdata.mod[modality]``).
     ``.obs``
         The decoded patients (``mdata.obs_names``).
     ``.uns["cfmd_decode"]``
@@ -135,7 +138,10 @@ def _decode(mdata, latent_key, vae, modality, key_added, patients, prefix):
     adata = ad.AnnData(
         X=values.numpy().astype(np.float32),
         obs=mdata.obs.iloc[rows][[]].copy(),
-        var=pd.DataFrame(index=np.asarray(features, dtype=str)),
+        var=pd.DataFrame(
+            {"feature": np.asarray(features, dtype=str)},
+            index=[f"{key_added}:{name}" for name in np.asarray(features, dtype=str)],
+        ),
     )
     adata.uns["cfmd_decode"] = {
         "latent_key": latent_key,
