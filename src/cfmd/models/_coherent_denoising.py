@@ -81,9 +81,10 @@ def coherent_reverse_diffusion(
     """
     pair_weights = 0.5 * (weights[:, None, :] + weights[None, :, :]) * ((weights[:, None] > 0) & (weights[None] > 0))
     distances = []
+    condition_bias = trunks.condition_bias(c_emb)  # independent of x_t and t: once per run
 
     def predict(x_t, t):
-        eps = trunks(x_t, t.reshape(1).expand(1), c_emb)  # (M, N, D); one batched call for all members
+        eps = trunks.predict(x_t, t.reshape(1), condition_bias)  # (M, N, D); one batched call for all members
         distances.append(pairwise_cosine_distance(eps, pair_weights))
         return (weights.unsqueeze(-1) * eps).sum(0)
 

@@ -123,15 +123,21 @@ class ConditionalNoiseMLP(nn.Module):
 class StackedNoiseTrunks:
     """Several :class:`ConditionalNoiseMLP` of identical shape evaluated as one batched call (evaluation mode).
 
-    The weights are stacked once (BatchNorm's running statistics folded into the preceding linear layer), so
-    one reverse step of an M-member ensemble is ``n_layers + 2`` batched matrix products instead of M forward
-    passes. The condition embeddings do not depend on ``x_t`` or ``t``: the caller computes them once per
-    sampling run and passes them stacked, ``(M, batch, E)``.
+    The weights are stacked once, with BatchNorm's running statistics folded into the preceding linear layer and
+    every concatenation split into a sum of products. Two things then stop depending on the row or the step:
+
+    - the condition embeddings' contribution to the first layer depends on neither ``x_t`` nor ``t``: computed
+      once per sampling run (:meth:`condition_bias`);
+    - the time embedding is the same for every row at a step: embedded once per step (one row) and its
+      contribution to each layer broadcast over the rows.
+
+    One reverse step of an M-member ensemble is then ``n_layers + 1`` batched matrix products on ``x_t`` and the
+    hidden activations only, instead of M full forward passes.
 
     Parameters
     ----------
     networks
-        The members (each in evaluation mode; same ``n_features``, widths and number of conditions).
+        The members (each in evaluation mode; same ``n_features``, widths and condition-embedding width).
     """
 
     def __init__(self, networks: Sequence[ConditionalNoiseMLP]) -> None:
@@ -139,29 +145,48 @@ class StackedNoiseTrunks:
         shapes = {tuple(p.shape for p in (*net.hidden.parameters(), *net.output.parameters())) for net in networks}
         if len(shapes) != 1 or len({net.time_embedding_dim for net in networks}) != 1:
             raise ValueError("stacked networks must have identical trunk shapes")
-        self.time_embedding_dim = first.time_embedding_dim
+        n_x, n_t = first.n_features, first.time_embedding_dim
+        self.time_embedding_dim = n_t
         with torch.no_grad():
             self.time_w = torch.stack([n.time_dense.weight.T for n in networks])  # (M, s, s)
             self.time_b = torch.stack([n.time_dense.bias for n in networks]).unsqueeze(1)  # (M, 1, s)
-            self.layers = []
+            self.layers = []  # per layer: (W on the previous activations, W on t_emb, bias), BatchNorm folded
             for k in range(len(first.hidden)):
-                weights, biases = [], []
+                w_h, w_t, biases = [], [], []
                 for net in networks:
                     lin, bn = net.hidden[k], net.norms[k]
                     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                    weights.append((lin.weight * scale[:, None]).T)
+                    weight = lin.weight * scale[:, None]
+                    n_prev = n_x if k == 0 else lin.in_features - n_t
+                    w_h.append(weight[:, :n_prev].T)
+                    w_t.append(weight[:, n_prev : n_prev + n_t].T)
+                    if k == 0:
+                        self._first_condition_w = getattr(self, "_first_condition_w", []) + [weight[:, n_x + n_t :].T]
                     biases.append((lin.bias - bn.running_mean) * scale + bn.bias)
-                self.layers.append((torch.stack(weights), torch.stack(biases).unsqueeze(1)))
-            self.out_w = torch.stack([n.output.weight.T for n in networks])
+                self.layers.append((torch.stack(w_h), torch.stack(w_t), torch.stack(biases).unsqueeze(1)))
+            self.condition_w = torch.stack(self._first_condition_w)  # (M, E, H)
+            del self._first_condition_w
+            n_h = first.output.in_features - n_t
+            self.out_w = torch.stack([n.output.weight[:, :n_h].T for n in networks])
+            self.out_wt = torch.stack([n.output.weight[:, n_h:].T for n in networks])
             self.out_b = torch.stack([n.output.bias for n in networks]).unsqueeze(1)
 
+    def condition_bias(self, c_emb: torch.Tensor) -> torch.Tensor:
+        """``(M, batch, E)`` condition embeddings -> their ``(M, batch, H)`` first-layer contribution (+ bias)."""
+        return torch.baddbmm(self.layers[0][2], c_emb, self.condition_w)
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, condition_bias: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(batch, F)``, one timestep ``t``, :meth:`condition_bias` -> predicted noise ``(M, batch, F)``."""
+        n_members = condition_bias.shape[0]
+        sinusoid = get_timestep_embedding(t.reshape(-1)[:1], self.time_embedding_dim, flip_sin_to_cos=False)
+        t_emb = torch.relu(torch.baddbmm(self.time_b, sinusoid.expand(n_members, -1, -1), self.time_w))  # (M, 1, s)
+        w_x, w_t, _ = self.layers[0]
+        h = torch.baddbmm(condition_bias, x.expand(n_members, -1, -1), w_x)
+        h.add_(torch.bmm(t_emb, w_t)).relu_()  # in place: the activations are the only (M, batch, H) tensors
+        for w_h, w_t, bias in self.layers[1:]:
+            h = torch.baddbmm(torch.baddbmm(bias, t_emb, w_t), h, w_h).relu_()
+        return torch.baddbmm(torch.baddbmm(self.out_b, t_emb, self.out_wt), h, self.out_w)
+
     def __call__(self, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(batch, F)``, ``t`` ``(batch,)``, ``c_emb`` ``(M, batch, E)`` -> predicted noise ``(M, batch, F)``."""
-        sinusoid = get_timestep_embedding(t.reshape(-1), self.time_embedding_dim, flip_sin_to_cos=False)
-        n_members = c_emb.shape[0]
-        t_emb = torch.relu(torch.baddbmm(self.time_b, sinusoid.expand(n_members, -1, -1), self.time_w))
-        t_emb = t_emb.expand(-1, x.shape[0], -1)  # one timestep for all rows: embedded once
-        h = torch.cat([x.expand(n_members, -1, -1), t_emb, c_emb], dim=-1)
-        for weight, bias in self.layers:
-            h = torch.cat([torch.relu(torch.baddbmm(bias, h, weight)), t_emb], dim=-1)
-        return torch.baddbmm(self.out_b, h, self.out_w)
+        """``x`` ``(batch, F)``, one timestep ``t``, ``c_emb`` ``(M, batch, E)`` -> noise ``(M, batch, F)``."""
+        return self.predict(x, t, self.condition_bias(c_emb))
