@@ -145,7 +145,7 @@ def main() -> None:
             multi_data = multi._inputs_for(mdata, rows, None)
             rejection = {}
 
-            def ours(threshold, data=data, n=n, rejection=rejection):
+            def ours(threshold, data=data, n=n, rejection=rejection, ensemble=ensemble):
                 def run():
                     ensemble.coherence_["coherence_threshold"] = threshold
                     _, stats = ensemble._sample(data, n, s, torch.Generator().manual_seed(0), steps)
@@ -155,10 +155,10 @@ def main() -> None:
                 return run
 
             fns = {
-                "authors": lambda data=data, n=n: authors_recipe(ensemble, data, n, s, steps, 0),
+                "authors": lambda data=data, n=n, e=ensemble: authors_recipe(e, data, n, s, steps, 0),
                 "ours": ours(2.0),  # rejection off: both draw the same trajectories
                 "ours_rej": ours(0.5),
-                "multi": lambda d=multi_data, n=n: multi._sample(d, n, s, torch.Generator().manual_seed(0), steps),
+                "multi": lambda d=multi_data, n=n, m=multi: m._sample(d, n, s, torch.Generator().manual_seed(0), steps),
                 "cfmd": lambda rows=rows: cfmd_model.get_imputed_latent(cfmd_mdata, indices=rows, batch_size=512),
             }
             times = {k: [] for k in fns}
