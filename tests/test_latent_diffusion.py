@@ -9,6 +9,7 @@ from _helpers import assert_mudata_unchanged
 
 import cfmd
 from cfmd import InvalidInputError, LatentLayout
+from cfmd.datasets._synthetic import TCGA_CANCER_TYPES
 from cfmd.models import LatentDiffusion
 from cfmd.models.nn import ConditionalNoiseMLP, StackedNoiseTrunks
 
@@ -197,3 +198,21 @@ def test_decode_writes_an_imputed_modality(tmp_path):
     vae.save(tmp_path / "vae")
     again = cfmd.tl.decode(mdata, latent_key="X_gen", vae=tmp_path / "vae", modality="meth", key_added="m2")
     np.testing.assert_allclose(again.X, adata.X, rtol=1e-5, atol=1e-6)
+
+
+def test_planted_subgroup_leaves_default_outputs_unchanged():
+    plain = cfmd.datasets.synthetic_cohort(n_patients=80, n_genes=250, seed=4, protein_sequences=False)
+    planted = cfmd.datasets.synthetic_cohort(
+        n_patients=80, n_genes=250, seed=4, protein_sequences=False, unpredictable_noise=2.0
+    )
+    assert "truth_unpredictable" not in plain.obs and "truth_meth_observed" not in plain.obsm
+    assert (plain["rna"].X != planted["rna"].X).nnz == 0
+    np.testing.assert_array_equal(plain["cnv"].X, planted["cnv"].X)
+    flagged = planted.obs["truth_unpredictable"].to_numpy()
+    last = sorted(set(planted.obs["cancer_type"]), key=list(TCGA_CANCER_TYPES).index)[-1]
+    np.testing.assert_array_equal(flagged, (planted.obs["cancer_type"] == last).to_numpy())
+    changed = ~np.isclose(plain["meth"].X, planted["meth"].X).all(1)
+    in_meth = planted.obs.loc[planted["meth"].obs_names, "truth_unpredictable"].to_numpy()
+    np.testing.assert_array_equal(changed, in_meth)
+    with pytest.raises(InvalidInputError, match="unpredictable_noise"):
+        cfmd.datasets.synthetic_cohort(n_patients=40, n_genes=250, unpredictable_noise=-1.0)
