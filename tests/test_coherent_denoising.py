@@ -96,3 +96,16 @@ def test_bad_settings_and_tl_record(ensemble):
     record = out.uns["X_cd"]
     assert record["model"] == "CoherentDenoising" and len(record["member_weights"]) == 3
     assert 0 <= record["rejection"]["rejection_rate"] <= 1 and record["rejection"]["n_trajectories"] >= 2 * out.n_obs
+
+
+def test_save_load_round_trip_and_impute_from_folder(ensemble, tmp_path):
+    mdata, model = ensemble
+    model.save(tmp_path / "cd")
+    fresh = truth_cohort(50)  # same genes, other patients, RNA only
+    del fresh.obsm["X_structured"]
+    loaded = CoherentDenoising.load(tmp_path / "cd", adata=fresh)
+    torch.testing.assert_close(loaded.module.member_weights, model.module.member_weights, rtol=0, atol=0)
+    assert loaded.coherence_ == model.coherence_
+    np.testing.assert_array_equal(loaded.generate(n_samples=2, seed=1), model.generate(fresh, n_samples=2, seed=1))
+    cfmd.tl.impute(fresh, model=str(tmp_path / "cd"), key_added="X_cd", n_samples=2)
+    assert fresh.uns["X_cd"]["model"] == "CoherentDenoising" and fresh.obsm["X_cd"].shape == (50, 14)

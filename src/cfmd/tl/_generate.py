@@ -136,6 +136,23 @@ def generate(
         )  # fmt: skip
 
 
+def is_generative(model, prefix: str | None = None) -> bool:
+    """Whether ``model`` names, is, or is the folder of a LatentDiffusion / CoherentDenoising."""
+    if isinstance(model, str) and model in GENERATIVE_MODELS:
+        return True
+    if type(model).__name__ in ("LatentDiffusion", "CoherentDenoising"):
+        return True
+    if isinstance(model, str | PathLike):
+        from ..models._io import model_files
+
+        meta = model_files(model, prefix)[1]
+        try:
+            return json.loads(meta.read_text(encoding="utf-8")).get("class") in ("LatentDiffusion", "CoherentDenoising")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return False
+    return False
+
+
 def load_generative(path, mdata, *, prefix=None, min_gene_overlap=0.5):
     """Load a saved LatentDiffusion / CoherentDenoising (the class is read from the folder's JSON)."""
     from ..models import CoherentDenoising, LatentDiffusion

@@ -95,8 +95,8 @@ def impute(
     min_gene_overlap
         With ``model``: smallest fraction of the model's genes ``mdata[rna_key]`` must have (default 0.5).
     n_samples, generate_kwargs
-        With ``model="diffusion"`` / ``"coherent_denoising"`` (or such a model): :func:`~cfmd.tl.generate` is
-        called instead (``generate_kwargs``: its other options, e.g. ``target``, ``conditions``).
+        With ``model="diffusion"`` / ``"coherent_denoising"`` (or such a model, or its saved folder):
+        :func:`~cfmd.tl.generate` is called instead (``generate_kwargs``: its other options, e.g. ``target``, ``conditions``).
 
     Returns
     -------
@@ -134,11 +134,9 @@ def impute(
     ((120, 328), 'zero-masked')
     """
     from .._transaction import unchanged_on_error
-    from ._generate import GENERATIVE_MODELS, generate
+    from ._generate import generate, is_generative
 
-    if (isinstance(model, str) and model in GENERATIVE_MODELS) or type(model).__name__ in (
-        "LatentDiffusion", "CoherentDenoising"
-    ):  # fmt: skip
+    if is_generative(model, prefix):  # "diffusion" / "coherent_denoising", such a model or its saved folder
         return generate(
             mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, rna_key=rna_key,
             rna_layer=rna_layer, rna_scale=rna_scale, split_key=split_key, seed=seed, max_epochs=max_epochs,
