@@ -167,6 +167,7 @@ def test_methods_registered_and_run():
     assert context.state["diffusion_uncertainty"].shape == (mdata.n_obs,)
 
 
+@pytest.mark.slow  # 150 epochs: ~2 s alone, >10 s on a loaded machine
 def test_unpredictable_subgroup_gets_higher_uncertainty():
     # planted: last cancer type's methylation state + N(0, 2^2) noise independent of RNA. Measured ratio of mean
     # uncertainty (subgroup / rest), 200 patients, T = 20, 150 epochs: 1.70 / 1.52 / 1.65 for seeds 0 / 1 / 2.
