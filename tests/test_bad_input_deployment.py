@@ -100,7 +100,9 @@ def test_defect6_mistyped_split_key(trained):
     mdata, _ = trained
     cohort = mdata.copy()
     _fails_unchanged(
-        cohort, r"`split_key` 'cfmd_splt' is not a column of mdata\.obs \(columns: .*'cancer_type'", split_key="cfmd_splt"
+        cohort,
+        r"`split_key` 'cfmd_splt' is not a column of mdata\.obs \(columns: .*'cancer_type'",
+        split_key="cfmd_splt",
     )
 
 

@@ -93,6 +93,7 @@ def synthetic_cohort(
     n_mutations: int = 100,
     protein_sequences: bool = True,
     signal: Mapping[str, float] | None = None,
+    unpredictable_noise: float = 0.0,
     seed: int = 0,
 ):
     """Generate a synthetic pan-cancer cohort as :class:`~mudata.MuData` with planted ground truth.
@@ -120,6 +121,11 @@ def synthetic_cohort(
         residues) so the ESM-2 path can run.
     signal
         Overrides of :data:`DEFAULT_SIGNAL` (e.g. ``{"meth_noise": 0.5}``).
+    unpredictable_noise
+        Plant an "unpredictable" subgroup (off at 0, the default, which leaves every output unchanged): the
+        patients of the last cancer type get their methylation generated from their methylation state plus
+        Gaussian noise of this SD, independent of RNA (RNA still reads the noiseless state). Flagged in
+        ``obs["truth_unpredictable"]``; the noisy state is ``obsm["truth_meth_observed"]``.
     seed
         Random seed; the same seed gives an identical object.
 
@@ -195,6 +201,12 @@ def synthetic_cohort(
     if n_cancer_types > len(TCGA_CANCER_TYPES):
         raise InvalidInputError(f"`n_cancer_types` must be at most {len(TCGA_CANCER_TYPES)}; got {n_cancer_types}.")
     frac_rna_only = check_probability(frac_rna_only, "frac_rna_only", closed_right=False)
+    if (
+        isinstance(unpredictable_noise, bool)
+        or not isinstance(unpredictable_noise, int | float)
+        or not (np.isfinite(unpredictable_noise) and unpredictable_noise >= 0)
+    ):
+        raise InvalidInputError(f"`unpredictable_noise` must be a non-negative number; got {unpredictable_noise!r}.")
     n_meth_features = check_positive_int(n_meth_features, "n_meth_features")
     n_cnv_features = check_positive_int(n_cnv_features, "n_cnv_features")
     n_mutations = check_positive_int(n_mutations, "n_mutations")
@@ -320,9 +332,14 @@ def synthetic_cohort(
     )
     meth_load = rng_modalities.standard_normal((N_METH_STATE, meth_genes.size)) / np.sqrt(N_METH_STATE)
     meth_ct = rng_modalities.normal(0.0, 0.3, size=(n_cancer_types, meth_genes.size))
+    meth_observed = meth_state
+    if unpredictable_noise:  # a separate stream: the default outputs are unchanged
+        unpredictable = ct_codes == n_cancer_types - 1
+        extra = np.random.default_rng(root.spawn(1)[0]).standard_normal(meth_state.shape)
+        meth_observed = meth_state + float(unpredictable_noise) * extra * unpredictable[:, None]
     meth_logit = (
         meth_base
-        + strengths["meth_loading"] * meth_state[multiomic] @ meth_load
+        + strengths["meth_loading"] * meth_observed[multiomic] @ meth_load
         + meth_ct[ct_codes[multiomic]]
         + strengths["meth_noise"] * rng_modalities.standard_normal((multiomic.size, meth_genes.size))
     )
@@ -376,6 +393,9 @@ def synthetic_cohort(
     mdata.obsm["truth_cnv"] = cnv_factors.astype(np.float32)
     mdata.obsm["truth_ctx"] = ctx.astype(np.float32)
     mdata.obsm["truth_residual"] = residual.astype(np.float32)
+    if unpredictable_noise:
+        mdata.obs["truth_unpredictable"] = unpredictable
+        mdata.obsm["truth_meth_observed"] = meth_observed.astype(np.float32)
     mdata.uns["synthetic"] = {
         "seed": int(seed),
         "n_patients": n_patients,

@@ -13,8 +13,10 @@ from ._bootstrap import (
     resampled_slice_metrics,
     stratified_bootstrap_indices,
 )
+from ._decode import decode
 from ._evaluate import evaluate, evaluation_settings, score_methods
 from ._fit_latent import fit_latent
+from ._generate import GENERATIVE_MODELS, generate
 from ._impute import impute
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
@@ -28,7 +30,10 @@ __all__ = [
     "ImputationMethod",
     "MethodContext",
     "benchmark",
+    "decode",
     "evaluate",
+    "generate",
+    "GENERATIVE_MODELS",
     "evaluation_settings",
     "format_markdown",
     "get_method",

@@ -44,6 +44,8 @@ def impute(
     prefix: str | None = None,
     min_gene_overlap: float = 0.5,
     students: Literal["paper", "auto"] = "paper",
+    n_samples: int = 10,
+    generate_kwargs: Mapping | None = None,
 ) -> CFMD:
     """Impute the structured latent of every patient from RNA with CFMD.
 
@@ -106,6 +108,9 @@ def impute(
         with ``students="auto"`` carries it (``model.students_``) and ``save_model`` writes it to
         ``{prefix}students.json`` (JSON arrays, no pickle) beside the model, which ``model=<folder>`` reads.
         Without training data and without that file, ``"auto"`` is an error.
+    n_samples, generate_kwargs
+        With ``model="diffusion"`` / ``"coherent_denoising"`` (or such a model, or its saved folder):
+        :func:`~cfmd.tl.generate` is called instead (``generate_kwargs``: its other options, e.g. ``target``, ``conditions``).
 
     Returns
     -------
@@ -147,7 +152,15 @@ def impute(
     ((120, 328), 'zero-masked')
     """
     from .._transaction import unchanged_on_error
+    from ._generate import generate, is_generative
 
+    if is_generative(model, prefix):  # "diffusion" / "coherent_denoising", such a model or its saved folder
+        return generate(
+            mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, rna_key=rna_key,
+            rna_layer=rna_layer, rna_scale=rna_scale, split_key=split_key, seed=seed, max_epochs=max_epochs,
+            model_kwargs=model_kwargs, train_kwargs=train_kwargs, save_model=save_model, prefix=prefix,
+            min_gene_overlap=min_gene_overlap, n_samples=n_samples, **dict(generate_kwargs or {}),
+        )  # fmt: skip
     with unchanged_on_error(mdata):
         return _impute(
             mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, layout=layout,

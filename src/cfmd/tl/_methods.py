@@ -387,3 +387,17 @@ def get_method(name: str) -> ImputationMethod:
     if name not in METHODS:
         raise InvalidInputError(f"Unknown method {name!r}; available: {describe_examples(list(METHODS), limit=20)}.")
     return METHODS[name]
+
+
+# ---------------------------------------------------------------------- generative imputers (seed 004)
+def _register_generative() -> None:
+    from ._generate import run_generative_method
+
+    for name, label, description in (
+        ("diffusion", "Latent diffusion (multi-condition)", "masked multi-condition DDPM over the latent, mean of 10"),
+        ("coherent_denoising", "Coherent Denoising", "ensemble of single-condition DDPMs with consensus noise"),
+    ):
+        METHODS[name] = ImputationMethod(name, label, description, run_generative_method(name))
+
+
+_register_generative()

@@ -13,12 +13,15 @@ block                                      role (paper section)
 :class:`PointwiseMethylationMLP`           point-wise methylation baseline (4.1, 4.2)
 :class:`SharedTrunkImputer`                dense shared-trunk ablation without isolation (3.3)
 :func:`chromosome_indices`                 per-gene chromosome labels -> region indices
+:class:`ConditionalNoiseMLP`               DDPM noise network, masked condition projections (seed 004)
+:class:`StackedNoiseTrunks`                several noise networks as one batched call (Coherent Denoising)
 =========================================  ==========================================================
 """
 
 from ._fingerprint import expression_weighted_fingerprint
 from ._learned_fingerprint import LearnedTemperatureFingerprint
 from ._losses import orthogonality_loss, slice_reconstruction_losses
+from ._noise_network import ConditionalNoiseMLP, StackedNoiseTrunks
 from ._pointwise_methylation_mlp import PointwiseMethylationMLP
 from ._projector import Projector
 from ._regional_methylation_decoder import RegionalMethylationDecoder, chromosome_indices
@@ -26,6 +29,8 @@ from ._scatter_assignment import ScatterAssignment
 from ._shared_trunk import SharedTrunkImputer
 
 __all__ = [
+    "ConditionalNoiseMLP",
+    "StackedNoiseTrunks",
     "LearnedTemperatureFingerprint",
     "PointwiseMethylationMLP",
     "Projector",

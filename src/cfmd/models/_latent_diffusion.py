@@ -1,0 +1,802 @@
+"""LatentDiffusion: a conditional DDPM over part of the structured latent (Generative imputation, seed 004).
+
+The target is one or more slices of the latent (or the slices a modality owns); the conditions are any subset
+of: ``"rna"`` (standardised log-expression of all genes), ``"geneformer"`` (``mdata[rna].obsm[geneformer_key]``),
+``"cancer_type"`` (one-hot of ``mdata.obs[cancer_type_key]``) and other slices of the latent (by name). The noise
+schedule, forward noising (``add_noise``) and reverse step are :class:`diffusers.DDPMScheduler`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from diffusers import DDPMScheduler
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data._constants import _SETUP_ARGS_KEY
+from scvi.model.base import BaseModelClass
+from scvi.module.base import BaseModuleClass, LossOutput
+from torch import nn
+
+from .._layout import LatentLayout
+from .._logging import logger
+from .._validation import InvalidInputError, check_positive_int, describe_examples
+from ._cfmd_module import log_normalise
+from ._io import SafeIOMixin
+from ._latent_imputer import (
+    GENEFORMER_KEY,
+    LATENT_KEY,
+    LatentImputerMixin,
+    make_split,
+    register_imputer_fields,
+    resolve_layout,
+    validate_imputer_setup,
+)
+from .nn import ConditionalNoiseMLP
+
+__all__ = ["RESERVED_CONDITIONS", "LatentDiffusion", "LatentDiffusionModule", "resolve_target"]
+
+#: Condition names that are not latent slices.
+RESERVED_CONDITIONS = ("rna", "geneformer", "cancer_type")
+
+
+def resolve_target(mdata, latent_key: str, layout: LatentLayout, target: str | Sequence[str]) -> list[str]:
+    """Slice names of ``target``: a slice, a list of slices, or a modality (its slices, from ``fit_latent``'s record).
+
+    The modality -> slices map is ``mdata.uns[latent_key]["modality_slices"/"modality_names"]`` (written by
+    :func:`cfmd.tl.fit_latent`), else :data:`cfmd.models.DEFAULT_MODALITIES`.
+    """
+    from ._structured_vae import DEFAULT_MODALITIES
+
+    names = [target] if isinstance(target, str) else list(target)
+    if not names:
+        raise InvalidInputError("`target` must name at least one slice of the layout or a modality.")
+    record = mdata.uns.get(latent_key, {}) if hasattr(mdata, "uns") else {}
+    if isinstance(record, Mapping) and "modality_slices" in record:
+        owners = dict(zip(map(str, record["modality_names"]), map(str, record["modality_slices"])))
+    else:
+        owners = {m: s for s, m in DEFAULT_MODALITIES.items()}
+    out: list[str] = []
+    for name in names:
+        if name in layout:
+            out.append(name)
+        elif name in owners and owners[name] in layout:
+            out += [s for m, s in owners.items() if m == name and s in layout]
+        else:
+            raise InvalidInputError(
+                f"`target` {name!r} is neither a slice of the layout ({layout.names}) nor a modality owning one "
+                f"({sorted(owners)})."
+            )
+    return list(dict.fromkeys(out))
+
+
+def scaled_betas(num_train_timesteps: int, beta_start: float | None, beta_end: float | None) -> tuple[float, float]:
+    """The seed's linear schedule (1e-4 -> 0.02 at T = 1000) scaled by 1000 / T where not given.
+
+    ``beta_end`` is capped at 0.4: beyond, a reverse step divides by ``sqrt(1 - beta_t)`` close to 0 and short
+    chains blow up (T < 50 then ends in slightly less than pure noise).
+    """
+    scale = 1000.0 / int(num_train_timesteps)
+    start = min(1e-4 * scale, 0.01) if beta_start is None else float(beta_start)
+    end = min(0.02 * scale, 0.4) if beta_end is None else float(beta_end)
+    return start, end
+
+
+class _Stats(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+
+class LatentDiffusionModule(BaseModuleClass):
+    """DDPM noise network(s), the noise schedule and the training-split normalisation of target and conditions.
+
+    Parameters
+    ----------
+    layout
+        The latent's layout.
+    target_slices
+        Slices diffused (standardised with the training patients' mean and SD).
+    conditions
+        ``[{"name", "kind", "dim"}]``; ``kind`` is ``"rna"``, ``"geneformer"``, ``"cancer_type"`` or ``"slice"``.
+    n_genes, rna_scale
+        The RNA input.
+    cancer_categories
+        Categories of the cancer-type one-hot (training data's, sorted).
+    ensemble
+        ``False``: one multi-condition network; ``True``: one single-condition network per condition (Coherent
+        Denoising members, identical widths).
+    n_hidden, n_layers, time_embedding_dim, condition_embedding_dim
+        :class:`~cfmd.models.nn.ConditionalNoiseMLP` widths.
+    num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
+        :class:`diffusers.DDPMScheduler` settings (``clip_sample=False``; epsilon prediction). ``"fixed_large"``
+        (sigma_t^2 = beta_t) is the seed's choice. ``beta_start`` / ``beta_end`` default to the seed's 1e-4 / 0.02
+        scaled by 1000 / T, ``beta_end`` capped at 0.4 (so a short schedule still ends near pure noise; exactly the
+        seed's at T = 1000).
+    """
+
+    def __init__(
+        self,
+        *,
+        layout: LatentLayout,
+        target_slices: Sequence[str],
+        conditions: Sequence[Mapping],
+        n_genes: int,
+        rna_scale: str,
+        cancer_categories: Sequence[str] = (),
+        ensemble: bool = False,
+        n_hidden: int = 256,
+        n_layers: int = 3,
+        time_embedding_dim: int = 64,
+        condition_embedding_dim: int = 16,
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "linear",
+        beta_start: float | None = None,
+        beta_end: float | None = None,
+        variance_type: str = "fixed_large",
+    ) -> None:
+        super().__init__()
+        beta_start, beta_end = scaled_betas(num_train_timesteps, beta_start, beta_end)
+        self.layout = layout
+        self.target_slices = list(target_slices)
+        self.conditions = [dict(c) for c in conditions]
+        self.rna_scale = rna_scale
+        self.cancer_categories = [str(c) for c in cancer_categories]
+        self.ensemble = bool(ensemble)
+        self.target_index = np.concatenate([layout[s].indices for s in self.target_slices])
+        n_target = int(self.target_index.size)
+        self.register_buffer("gene_mean", torch.zeros(n_genes))
+        self.register_buffer("gene_std", torch.ones(n_genes))
+        self.target_stats = _Stats(n_target)
+        self.condition_stats = nn.ModuleDict({f"c{i}": _Stats(int(c["dim"])) for i, c in enumerate(self.conditions)})
+        widths = {
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "time_embedding_dim": time_embedding_dim,
+            "condition_embedding_dim": condition_embedding_dim,
+        }
+        dims = {c["name"]: int(c["dim"]) for c in self.conditions}
+        if self.ensemble:
+            self.networks = nn.ModuleList([ConditionalNoiseMLP(n_target, {n: d}, **widths) for n, d in dims.items()])
+            self.register_buffer("member_weights", torch.full((len(dims),), 1.0 / max(len(dims), 1)))
+            self.register_buffer("member_validation_mse", torch.full((len(dims),), float("nan")))
+        else:
+            self.network = ConditionalNoiseMLP(n_target, dims, **widths)
+        self.scheduler_config = {
+            "num_train_timesteps": int(num_train_timesteps),
+            "beta_schedule": beta_schedule,
+            "beta_start": float(beta_start),
+            "beta_end": float(beta_end),
+            "variance_type": variance_type,
+            "clip_sample": False,
+            "prediction_type": "epsilon",
+        }
+
+    # ------------------------------------------------------------------ schedule
+    def make_scheduler(self) -> DDPMScheduler:
+        """A fresh :class:`diffusers.DDPMScheduler` with this module's schedule."""
+        return DDPMScheduler(**self.scheduler_config)
+
+    @property
+    def predicted_slices(self) -> list[str]:
+        """Slices the module writes."""
+        return list(self.target_slices)
+
+    # ------------------------------------------------------------------ normalisation
+    @torch.no_grad()
+    def fit_normalisation(self, raw: Mapping[str, torch.Tensor]) -> None:
+        """Set every mean / SD from the training patients' raw inputs (``prepare(..., standardise=False)``)."""
+        log_expr = log_normalise(raw["x"], self.rna_scale)
+        self.gene_mean.copy_(log_expr.mean(0))
+        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
+        target = raw["target"]
+        self.target_stats.mean.copy_(target.mean(0))
+        self.target_stats.std.copy_(target.std(0).clamp_min(1e-6))
+        for i, c in enumerate(self.conditions):
+            stats = self.condition_stats[f"c{i}"]
+            if c["kind"] == "cancer_type":
+                continue  # one-hot: used as is
+            values = raw["conditions"][c["name"]][raw["masks"][c["name"]] > 0]
+            if c["kind"] == "rna":
+                values = (log_normalise(values, self.rna_scale) - self.gene_mean) / self.gene_std
+            stats.mean.copy_(values.mean(0))
+            stats.std.copy_(values.std(0).clamp_min(1e-6) if len(values) > 1 else torch.ones_like(stats.std))
+
+    def standardise(self, raw: Mapping) -> dict:
+        """Raw inputs -> the network's units (target and conditions standardised, missing values 0)."""
+        out = {"conditions": {}, "masks": dict(raw["masks"])}
+        if raw.get("target") is not None:
+            out["target"] = (raw["target"] - self.target_stats.mean) / self.target_stats.std
+        for i, c in enumerate(self.conditions):
+            value = raw["conditions"][c["name"]]
+            if c["kind"] == "rna":
+                value = (log_normalise(value, self.rna_scale) - self.gene_mean) / self.gene_std
+            if c["kind"] != "cancer_type":
+                stats = self.condition_stats[f"c{i}"]
+                value = (value - stats.mean) / stats.std
+            out["conditions"][c["name"]] = torch.where(raw["masks"][c["name"]].reshape(-1, 1) > 0, value, 0.0)
+        return out
+
+    def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised target ``(..., n_target)`` -> latent units."""
+        return z * self.target_stats.std + self.target_stats.mean
+
+    # ------------------------------------------------------------------ scvi-tools module interface
+    def _get_inference_input(self, tensors: dict) -> dict:
+        return {}
+
+    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
+        return {}
+
+    def inference(self, **kwargs) -> dict:
+        """Not used (a DDPM has no encoder); see :meth:`LatentDiffusion.generate`."""
+        return {}
+
+    def generative(self, **kwargs) -> dict:
+        """Not used; see :func:`reverse_diffusion`."""
+        return {}
+
+    def loss(self, tensors: dict, inference_outputs: dict, generative_outputs: dict, **kwargs) -> LossOutput:
+        """Not used: training is :func:`fit_noise_network` (noise MSE, early stopping on denoised samples)."""
+        raise NotImplementedError("LatentDiffusion trains with its own loop (see LatentDiffusion.train).")
+
+
+# ---------------------------------------------------------------------- training and sampling
+def noise_loss(network, scheduler, batch: Mapping, generator: torch.Generator, random_masks: bool) -> torch.Tensor:
+    """The DDPM objective on one minibatch: MSE between the added and the predicted noise.
+
+    With ``random_masks``, every condition of every patient is kept with probability 1/2 (all subsets of the
+    conditions, the empty set included, equally likely), on top of the patient's availability.
+    """
+    x0 = batch["target"]
+    n = x0.shape[0]
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (n,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    x_t = scheduler.add_noise(x0, noise, t)
+    masks = dict(batch["masks"])
+    if random_masks:
+        masks = {k: m * (torch.rand(n, generator=generator) < 0.5).to(m.dtype) for k, m in masks.items()}
+    return torch.mean((network(x_t, t, batch["conditions"], masks) - noise) ** 2)
+
+
+def reverse_diffusion(predict, scheduler, x: torch.Tensor, generator: torch.Generator, num_inference_steps: int):
+    """Run the reverse process from ``x`` (pure noise) with ``predict(x_t, t) -> eps``; returns ``x_0``."""
+    scheduler.set_timesteps(int(num_inference_steps))
+    for t in scheduler.timesteps:
+        x = scheduler.step(predict(x, t), t, x, generator=generator).prev_sample
+    return x
+
+
+@torch.no_grad()
+def sample_network(
+    network: ConditionalNoiseMLP,
+    scheduler,
+    conditions: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    *,
+    n_rows: int,
+    n_samples: int,
+    generator: torch.Generator,
+    num_inference_steps: int,
+) -> torch.Tensor:
+    """``n_samples`` generations per row, ``(n_samples, n_rows, n_features)`` (standardised units).
+
+    The condition embeddings (independent of ``x_t`` and ``t``) are computed once, not at every step.
+    """
+    was_training = network.training
+    network.eval()
+    rep = {k: v.repeat(n_samples, 1) for k, v in conditions.items()}
+    rep_masks = {k: v.repeat(n_samples) for k, v in masks.items()}
+    c_emb = network.embed_conditions(rep, rep_masks, batch_size=n_rows * n_samples)
+    x = torch.randn((n_rows * n_samples, network.n_features), generator=generator)
+
+    def predict(x_t, t):
+        return network.trunk(x_t, network.embed_time(t.reshape(1)).expand(x_t.shape[0], -1), c_emb)
+
+    out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps)
+    network.train(was_training)
+    return out.reshape(n_samples, n_rows, -1)
+
+
+def _rows(data: Mapping, rows: torch.Tensor, names: Sequence[str] | None = None) -> dict:
+    names = list(data["conditions"]) if names is None else list(names)
+    return {
+        "target": data["target"][rows],
+        "conditions": {k: data["conditions"][k][rows] for k in names},
+        "masks": {k: data["masks"][k][rows] for k in names},
+    }
+
+
+def fit_noise_network(
+    network: ConditionalNoiseMLP,
+    scheduler,
+    train: Mapping,
+    validation: Mapping,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    lr: float,
+    validate_every: int,
+    patience: int,
+    seed: int,
+    random_masks: bool,
+    num_inference_steps: int,
+) -> dict:
+    """Train one noise network: Adam on the noise MSE, early stopping on fully denoised validation samples.
+
+    Every ``validate_every`` epochs the validation patients are fully denoised (one generation each, a fixed seed) and the MSE to their true target is the early-stopping criterion (the seed's);
+    the best state is restored. Returns the history (``train_loss``, ``validation_mse``, ``best_epoch``).
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    optimiser = torch.optim.Adam(network.parameters(), lr=lr)
+    n = train["target"].shape[0]
+    history = {"train_loss": [], "validation_epoch": [], "validation_mse": [], "best_epoch": -1}
+    best, best_state, waited = math.inf, None, 0
+    for epoch in range(int(max_epochs)):
+        network.train()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            if rows.numel() < 2:  # BatchNorm needs two rows
+                continue
+            loss = noise_loss(network, scheduler, _rows(train, rows), generator, random_masks)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * rows.numel()
+        history["train_loss"].append(total / n)
+        if (epoch + 1) % validate_every and epoch + 1 != max_epochs:
+            continue
+        denoised = sample_network(
+            network,
+            scheduler,
+            validation["conditions"],
+            validation["masks"],
+            n_rows=validation["target"].shape[0],
+            n_samples=1,
+            generator=torch.Generator().manual_seed(int(seed) + 1),
+            num_inference_steps=num_inference_steps,
+        )[0]
+        mse = float(torch.mean((denoised - validation["target"]) ** 2))
+        history["validation_epoch"].append(epoch + 1)
+        history["validation_mse"].append(mse)
+        if mse < best:
+            best, best_state, waited, history["best_epoch"] = mse, copy.deepcopy(network.state_dict()), 0, epoch + 1
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    history["best_validation_mse"] = best
+    return history
+
+
+class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
+    """Multi-condition DDPM imputing a target part of the structured latent (seed 004's multi-condition model).
+
+    A missing condition's projection is zeroed (per patient: a patient without an observed latent has no slice
+    conditions); training draws random condition masks, the empty set included, so one model serves every subset
+    of conditions. Normalisation statistics come from the training patients only (patient-disjoint split as for
+    :class:`~cfmd.models.CFMD`: :attr:`split_`); the seed fixes the split, initialisation, training and sampling.
+
+    Training is a plain torch loop (:meth:`train`), not scvi-tools' ``TrainingPlan``: the early-stopping
+    criterion is the MSE of *fully denoised* validation samples (T reverse steps per check, as in the seed),
+    which is not a per-minibatch validation loss Lightning can aggregate.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    target
+        A slice, a list of slices, or a modality (its slices; see :func:`resolve_target`).
+    conditions
+        Condition names: ``"rna"``, ``"geneformer"`` (needs ``geneformer_key`` at setup), ``"cancer_type"``
+        (needs ``cancer_type_key``) and/or other slices of the latent. Default: ``["rna"]`` plus the
+        Geneformer embedding and cancer type when registered.
+    layout
+        The latent's layout (default: stored next to the latent).
+    n_hidden, n_layers, time_embedding_dim, condition_embedding_dim
+        Noise-network widths (the seed's grid: hidden 256-1024, 4-7 layers, time 64/128, condition 8-32).
+    num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
+        :class:`diffusers.DDPMScheduler` settings (the seed: T = 1000, linear 1e-4 -> 0.02, sigma_t^2 = beta_t).
+    split_key, split_fractions, seed
+        As for :class:`~cfmd.models.CFMD`.
+    """
+
+    _module_cls = LatentDiffusionModule
+    _saved_attributes = ("layout",)
+    _ensemble = False
+
+    def __init__(
+        self,
+        mdata: MuData,
+        *,
+        target: str | Sequence[str] = "meth",
+        conditions: Sequence[str] | None = None,
+        layout: LatentLayout | Mapping | None = None,
+        n_hidden: int = 256,
+        n_layers: int = 3,
+        time_embedding_dim: int = 64,
+        condition_embedding_dim: int = 16,
+        num_train_timesteps: int = 1000,
+        beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"] = "linear",
+        beta_start: float | None = None,
+        beta_end: float | None = None,
+        variance_type: Literal["fixed_small", "fixed_large"] = "fixed_large",
+        split_key: str | None = "cfmd_split",
+        split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
+        seed: int = 42,
+    ) -> None:
+        super().__init__(mdata)
+        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        latent_key = args["latent_key"]
+        layout_obj = resolve_layout(mdata, latent_key, layout)
+        target_slices = resolve_target(mdata, latent_key, layout_obj, target)
+        for name, value in (("n_hidden", n_hidden), ("n_layers", n_layers), ("time_embedding_dim", time_embedding_dim),
+                            ("condition_embedding_dim", condition_embedding_dim),
+                            ("num_train_timesteps", num_train_timesteps)):  # fmt: skip
+            check_positive_int(value, name)
+        if conditions is None:
+            conditions = ["rna"] + (["geneformer"] if args.get("geneformer_key") else [])
+            if args.get("cancer_type_key") and args["cancer_type_key"] in mdata.obs:
+                conditions.append("cancer_type")
+        specs = self._condition_specs(mdata, layout_obj, target_slices, conditions, args)
+        if self._ensemble and len(specs) < 1:
+            raise InvalidInputError("`conditions` must name at least one condition for a Coherent Denoising ensemble.")
+        categories = []
+        if any(c["kind"] == "cancer_type" for c in specs):
+            categories = next(c["categories"] for c in specs if c["kind"] == "cancer_type")
+        self._module_kwargs = {
+            "layout": layout_obj,
+            "target_slices": target_slices,
+            "conditions": [{k: c[k] for k in ("name", "kind", "dim")} for c in specs],
+            "n_genes": mdata.mod[args["rna_key"]].n_vars,
+            "rna_scale": args["rna_scale"],
+            "cancer_categories": categories,
+            "ensemble": self._ensemble,
+            "n_hidden": n_hidden,
+            "n_layers": n_layers,
+            "time_embedding_dim": time_embedding_dim,
+            "condition_embedding_dim": condition_embedding_dim,
+            "num_train_timesteps": num_train_timesteps,
+            "beta_schedule": beta_schedule,
+            "beta_start": beta_start,
+            "beta_end": beta_end,
+            "variance_type": variance_type,
+        }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            self.module = LatentDiffusionModule(**self._module_kwargs)
+        self.layout = layout_obj
+        self.seed_ = int(seed)
+        self.split_ = make_split(mdata, latent_key, split_key, split_fractions, seed)
+        self.history_ = {}
+        self._model_summary_string = (
+            f"{type(self).__name__}: DDPM (T={num_train_timesteps}) over slices {target_slices} conditioned on "
+            f"{[c['name'] for c in specs]}"
+        )
+        layout = layout_obj.to_dict()
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def setup_anndata(cls, adata, **kwargs):
+        """Not supported: use :meth:`setup_mudata`."""
+        raise NotImplementedError(f"{cls.__name__} works on MuData; use `{cls.__name__}.setup_mudata(mdata, ...)`.")
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        *,
+        latent_key: str = "X_structured",
+        rna_key: str = "rna",
+        rna_layer: str | None = None,
+        rna_scale: Literal["counts", "log2", "zscore"] = "counts",
+        geneformer_key: str | None = None,
+        cancer_type_key: str | None = "cancer_type",
+        **kwargs,
+    ) -> None:
+        """Register RNA, the latent and an optional Geneformer embedding (validated first; nothing changes on error).
+
+        Parameters
+        ----------
+        mdata
+            MuData with RNA for every patient.
+        latent_key
+            ``mdata.obsm`` key of the latent (NaN rows: not observed).
+        rna_key, rna_layer, rna_scale
+            The RNA modality, its layer and declared scale.
+        geneformer_key
+            ``mdata[rna_key].obsm`` key of the Geneformer embedding (the ``"geneformer"`` condition), or None.
+        cancer_type_key
+            ``mdata.obs`` column of the cancer type (the ``"cancer_type"`` condition), or None.
+        **kwargs
+            Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        validate_imputer_setup(
+            mdata,
+            latent_key=latent_key,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            geneformer_key=geneformer_key,
+        )
+        if cancer_type_key is not None and not isinstance(cancer_type_key, str):
+            raise InvalidInputError(f"`cancer_type_key` must be a column name or None; got {cancer_type_key!r}.")
+        setup_method_args = cls._get_setup_method_args(**locals())
+        register_imputer_fields(
+            cls,
+            mdata,
+            setup_method_args,
+            latent_key=latent_key,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            geneformer_key=geneformer_key,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _condition_specs(mdata, layout, target_slices, conditions, args) -> list[dict]:
+        if isinstance(conditions, str) or not isinstance(conditions, Sequence):
+            raise InvalidInputError(f"`conditions` must be a list of condition names; got {conditions!r}.")
+        conditions = list(conditions)
+        if len(set(conditions)) != len(conditions):
+            raise InvalidInputError(f"`conditions` has duplicates: {conditions}.")
+        specs = []
+        for name in conditions:
+            if name == "rna":
+                specs.append({"name": name, "kind": "rna", "dim": mdata.mod[args["rna_key"]].n_vars})
+            elif name == "geneformer":
+                if not args.get("geneformer_key"):
+                    raise InvalidInputError(
+                        "Condition 'geneformer' needs `geneformer_key` in setup_mudata (the Geneformer embedding)."
+                    )
+                dim = np.shape(mdata.mod[args["rna_key"]].obsm[args["geneformer_key"]])[1]
+                specs.append({"name": name, "kind": "geneformer", "dim": int(dim)})
+            elif name == "cancer_type":
+                key = args.get("cancer_type_key")
+                if not key or key not in mdata.obs:
+                    raise InvalidInputError(
+                        f"Condition 'cancer_type' needs the mdata.obs column `cancer_type_key` ({key!r}); "
+                        f"mdata.obs has {describe_examples(list(mdata.obs))}."
+                    )
+                labels = mdata.obs[key]
+                categories = sorted({str(v) for v in labels[labels.notna()]})
+                specs.append({"name": name, "kind": "cancer_type", "dim": len(categories), "categories": categories})
+            elif name in layout:
+                if name in target_slices:
+                    raise InvalidInputError(f"Condition {name!r} is a target slice; a target cannot condition itself.")
+                specs.append({"name": name, "kind": "slice", "dim": layout[name].dim})
+            else:
+                raise InvalidInputError(
+                    f"Unknown condition {name!r}: expected one of {list(RESERVED_CONDITIONS)} or a slice of the "
+                    f"layout ({layout.names})."
+                )
+        return specs
+
+    # ------------------------------------------------------------------ data
+    @torch.no_grad()
+    def _raw_inputs(self, mdata: MuData) -> dict:
+        """Raw target and conditions of every patient of (registered) ``mdata``, with availability masks."""
+        module = self.module
+        loader = self._make_data_loader(adata=mdata, batch_size=1024, shuffle=False)
+        xs, latents, gfs = [], [], []
+        for tensors in loader:
+            xs.append(tensors[REGISTRY_KEYS.X_KEY].float())
+            if LATENT_KEY in tensors:
+                latents.append(tensors[LATENT_KEY].float())
+            if GENEFORMER_KEY in tensors:
+                gfs.append(tensors[GENEFORMER_KEY].float())
+        x = torch.cat(xs)
+        n = x.shape[0]
+        width = module.layout.n_dims
+        latent = torch.cat(latents) if latents else torch.full((n, width), float("nan"))
+        if latent.shape[1] != width:
+            latent = torch.full((n, width), float("nan"))
+        target_index = torch.as_tensor(module.target_index)
+        target = latent[:, target_index]
+        raw = {"x": x, "target": target, "observed": torch.isfinite(target).all(1), "conditions": {}, "masks": {}}
+        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        for c in module.conditions:
+            name, kind = c["name"], c["kind"]
+            if kind == "rna":
+                value, mask = x, torch.ones(n)
+            elif kind == "geneformer":
+                value, mask = torch.cat(gfs), torch.ones(n)
+            elif kind == "cancer_type":
+                key = args.get("cancer_type_key")
+                labels = mdata.obs[key].astype(object).to_numpy() if key in mdata.obs else np.full(n, None)
+                codes = {cat: i for i, cat in enumerate(module.cancer_categories)}
+                idx = np.array([codes.get(str(v), -1) if v == v and v is not None else -1 for v in labels])
+                value = torch.zeros(n, len(codes))
+                known = idx >= 0
+                value[np.flatnonzero(known), idx[known]] = 1.0
+                mask = torch.as_tensor(known, dtype=torch.float32)
+                if (~known).any() and known.any():
+                    logger.info(
+                        "%d patient(s) have no known cancer type: that condition is masked.", int((~known).sum())
+                    )
+            else:
+                value = latent[:, module.layout[name].as_slice]
+                mask = torch.isfinite(value).all(1).float()
+                value = torch.nan_to_num(value)
+            raw["conditions"][name], raw["masks"][name] = value, mask
+        return raw
+
+    def _prepared(self, mdata: MuData, rows: np.ndarray | None = None) -> dict:
+        raw = self._raw_inputs(mdata)
+        if rows is not None:
+            rows_t = torch.as_tensor(rows, dtype=torch.long)
+            raw = {
+                "x": raw["x"][rows_t],
+                "target": raw["target"][rows_t],
+                "observed": raw["observed"][rows_t],
+                "conditions": {k: v[rows_t] for k, v in raw["conditions"].items()},
+                "masks": {k: v[rows_t] for k, v in raw["masks"].items()},
+            }
+        return raw
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs: int = 200,
+        *,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        validate_every: int = 10,
+        early_stopping_patience: int = 5,
+        num_inference_steps: int | None = None,
+        random_masks: bool | None = None,
+    ) -> None:
+        """Train on the training split; early stopping on the MSE of fully denoised validation samples.
+
+        Parameters
+        ----------
+        max_epochs
+            Maximum epochs (the seed: up to 20,000 with early stopping).
+        batch_size, lr
+            Adam minibatch size and learning rate (the seed's grid: 64/128, 1e-4/1e-3).
+        validate_every
+            Epochs between validation checks (each fully denoises the validation patients).
+        early_stopping_patience
+            Validation checks without improvement before stopping; the best state is restored.
+        num_inference_steps
+            Reverse steps of the validation denoising (default: all T).
+        random_masks
+            Train with random condition masks (default: when there are several conditions).
+        """
+        check_positive_int(max_epochs, "max_epochs")
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(validate_every, "validate_every")
+        check_positive_int(early_stopping_patience, "early_stopping_patience")
+        if batch_size < 2:
+            raise InvalidInputError("`batch_size` must be at least 2 (the noise network uses BatchNorm).")
+        indices = self.split_indices()
+        train_raw = self._prepared(self.adata, indices["train"])
+        self.module.fit_normalisation(train_raw)
+        train = self.module.standardise(train_raw)
+        validation = self.module.standardise(self._prepared(self.adata, indices["validation"]))
+        steps = int(num_inference_steps or self.module.scheduler_config["num_train_timesteps"])
+        options = {"max_epochs": max_epochs, "batch_size": batch_size, "lr": lr, "validate_every": validate_every,
+                   "patience": early_stopping_patience, "num_inference_steps": steps}  # fmt: skip
+        self._fit(train, validation, options, random_masks)
+        self.is_trained_ = True
+        self.module.eval()
+
+    def _fit(self, train, validation, options, random_masks) -> None:
+        network = self.module.network
+        random = len(self.module.conditions) > 1 if random_masks is None else bool(random_masks)
+        self.history_ = fit_noise_network(
+            network, self.module.make_scheduler(), train, validation, seed=self.seed_, random_masks=random, **options
+        )
+        logger.info(
+            "LatentDiffusion: best validation MSE (denoised, standardised) %.4f at epoch %d.",
+            self.history_["best_validation_mse"],
+            self.history_["best_epoch"],
+        )
+
+    # ------------------------------------------------------------------ generation
+    def _condition_subset(self, conditions: Sequence[str] | None) -> list[str]:
+        names = [c["name"] for c in self.module.conditions]
+        if conditions is None:
+            return names
+        unknown = [c for c in conditions if c not in names]
+        if unknown:
+            raise InvalidInputError(f"`conditions` {unknown} are not conditions of this model ({names}).")
+        return list(conditions)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        mdata: MuData | None = None,
+        *,
+        n_samples: int = 10,
+        indices: Sequence[int] | None = None,
+        conditions: Sequence[str] | None = None,
+        seed: int = 0,
+        num_inference_steps: int | None = None,
+    ) -> np.ndarray:
+        """``n_samples`` generations of the target slices for each patient, in latent units.
+
+        Parameters
+        ----------
+        mdata
+            MuData with RNA (genes matched by name; new RNA-only patients welcome). Default: the training data.
+        n_samples
+            Generations per patient.
+        indices
+            Patients (positions in ``mdata.obs``); default all.
+        conditions
+            Subset of the model's conditions to condition on (the others are masked); default all.
+        seed
+            Seed of the reverse process.
+        num_inference_steps
+            Reverse steps (default T).
+
+        Returns
+        -------
+        ``(n_samples, n_patients, n_target_dims)`` array (target dims in the order of ``target_slices``).
+        """
+        return self._generate(mdata, n_samples, indices, conditions, seed, num_inference_steps)[0]
+
+    def _inputs_for(self, mdata, indices, conditions):
+        self._check_if_trained(warn=False)
+        mdata = self._validate_deployment(self._deployment_data(mdata))
+        rows = None if indices is None else np.asarray(indices, dtype=int)
+        data = self.module.standardise(self._prepared(mdata, rows))
+        use = self._condition_subset(conditions)
+        for name in data["masks"]:
+            if name not in use:
+                data["masks"][name] = torch.zeros_like(data["masks"][name])
+        return data
+
+    def _generate(self, mdata, n_samples, indices, conditions, seed, num_inference_steps):
+        check_positive_int(n_samples, "n_samples")
+        data = self._inputs_for(mdata, indices, conditions)
+        n_rows = data["target"].shape[0]
+        steps = int(num_inference_steps or self.module.scheduler_config["num_train_timesteps"])
+        samples, stats = self._sample(data, n_rows, int(n_samples), torch.Generator().manual_seed(int(seed)), steps)
+        return self.module.to_latent_units(samples).numpy(), stats
+
+    def _sample(self, data, n_rows, n_samples, generator, steps):
+        out = sample_network(
+            self.module.network,
+            self.module.make_scheduler(),
+            data["conditions"],
+            data["masks"],
+            n_rows=n_rows,
+            n_samples=n_samples,
+            generator=generator,
+            num_inference_steps=steps,
+        )
+        return out, {}
+
+    def training_variance(self) -> np.ndarray:
+        """Per target dimension: the training patients' variance (latent units)."""
+        return (self.module.target_stats.std**2).numpy()
+
+    @torch.no_grad()
+    def get_imputed_latent(
+        self, mdata: MuData | None = None, *, indices: Sequence[int] | None = None, n_samples: int = 10, seed: int = 0
+    ) -> np.ndarray:
+        """Mean of ``n_samples`` generations in the target slices; the other slices are 0.
+
+        Returns
+        -------
+        ``(n_patients, n_dims)`` array in latent units.
+        """
+        samples = self.generate(mdata, n_samples=n_samples, indices=indices, seed=seed)
+        out = np.zeros((samples.shape[1], self.module.layout.n_dims), dtype=np.float32)
+        out[:, self.module.target_index] = samples.mean(0)
+        return out
