@@ -8,10 +8,10 @@ import pandas as pd
 from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import InvalidInputError, check_obs_columns, check_obsm, check_positive_int, describe_examples
+from ..metrics import MIN_EVENTS_TO_SCORE
 from ._cv import CV_SPLIT_COLUMN, _check_refit, pooled_c_index, run_cv
 from ._evaluate import check_ci, score_methods
 from ._methods import METHODS, MethodContext
-from ._survival import MIN_EVENTS_TO_SCORE
 
 
 def benchmark_cv(
@@ -180,7 +180,7 @@ def benchmark_cv(
 
 
 def _add_cancer_c(per_cancer, run, methods, cancer, time, event) -> pd.DataFrame:
-    from ._survival import _c_index_unchecked
+    from ..metrics import harrell_c
 
     per_cancer = per_cancer.copy()
     per_cancer["c_index"] = np.nan
@@ -193,14 +193,14 @@ def _add_cancer_c(per_cancer, run, methods, cancer, time, event) -> pd.DataFrame
             if n_ev < MIN_EVENTS_TO_SCORE:
                 per_cancer.loc[where, "c_index_note"] = f"{n_ev} events (< {MIN_EVENTS_TO_SCORE})"
                 continue
-            value = np.mean([_c_index_unchecked(time[rows], event[rows] > 0, r[rows]) for r in run["risk"][name]])
+            value = np.mean([harrell_c(time[rows], event[rows] > 0, r[rows]) for r in run["risk"][name]])
             per_cancer.loc[where, "c_index"] = value
     return per_cancer
 
 
 def _verdict(truth, preds, layout, methods, slices, folds, cancer, n_boot, ci, seed) -> pd.DataFrame:
     """Per slice: pooled R^2 of every method, the best one, CFMD - ridge (paired bootstrap), per-fold spread."""
-    from ._bootstrap import _percentile_interval, make_strata, resampled_slice_metrics, stratified_bootstrap_indices
+    from ..metrics import make_strata, percentile_interval, resampled_slice_metrics, stratified_bootstrap_indices
 
     pooled = slices[slices["kind"] == "slice"].pivot_table(index="slice", columns="method", values="r2")
     spread = folds[folds["kind"] == "slice"].groupby(["slice", "method"])["r2"].std(ddof=1).unstack()
@@ -222,7 +222,7 @@ def _verdict(truth, preds, layout, methods, slices, folds, cancer, n_boot, ci, s
         row["best"] = candidates.idxmax() if len(candidates) else ""
         if paired is not None:
             d = paired.xs(s.name, level="slice").to_numpy()
-            low, high = _percentile_interval(d, ci)
+            low, high = percentile_interval(d, ci)
             row.update(cfmd_minus_ridge=r2.get("cfmd", np.nan) - r2.get("ridge", np.nan))
             row.update(cfmd_minus_ridge_low=low, cfmd_minus_ridge_high=high)
             row["verdict"] = "ridge better" if high < 0 else ("CFMD better" if low > 0 else "no clear difference")

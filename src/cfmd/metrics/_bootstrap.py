@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
-from ._metrics import _metric_rows, _pearson_from_sums, _prepare, _r2_from_sums, slice_metrics
+from ._r2 import _metric_rows, _pearson_from_sums, _prepare, _r2_from_sums, slice_metrics
 
 __all__ = [
     "BootstrapResult",
@@ -37,7 +37,11 @@ __all__ = [
     "bootstrap_slice_metrics",
     "make_strata",
     "paired_bootstrap",
+    "paired_difference",
+    "percentile_interval",
     "resampled_slice_metrics",
+    "resampled_statistic",
+    "resolve_bootstrap_indices",
     "stratified_bootstrap_indices",
 ]
 
@@ -57,7 +61,7 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def _labels(values, field: str) -> np.ndarray:
+def _check_labels(values, field: str) -> np.ndarray:
     arr = values.to_numpy() if isinstance(values, pd.Series | pd.Index) else np.asarray(values)
     if arr.ndim != 1:
         raise InvalidInputError(f"`{field}` must be 1-dimensional (one label per patient); got shape {arr.shape}.")
@@ -90,7 +94,7 @@ def make_strata(*labels) -> np.ndarray:
     """
     if not labels:
         raise InvalidInputError("make_strata needs at least one array of labels.")
-    arrays = [_labels(lab, f"labels[{i}]") for i, lab in enumerate(labels)]
+    arrays = [_check_labels(lab, f"labels[{i}]") for i, lab in enumerate(labels)]
     lengths = {len(a) for a in arrays}
     if len(lengths) > 1:
         raise InvalidInputError(
@@ -121,7 +125,7 @@ def stratified_bootstrap_indices(strata, n_boot: int = 1000, *, seed: int | np.r
     -------
     ``(n_boot, n_patients)`` integer array: row ``b`` lists the patients (positions) of resample ``b``.
     """
-    strata = _labels(strata, "strata")
+    strata = _check_labels(strata, "strata")
     n_boot = check_positive_int(n_boot, "n_boot")
     rng = _rng(seed)
     if len(strata) == 0:
@@ -152,8 +156,26 @@ def _check_indices(indices, n: int) -> np.ndarray:
     return arr
 
 
-def _resolve_indices(indices, strata, n_boot, seed, n: int) -> np.ndarray:
-    """Either the caller's resamples or fresh stratified ones (exactly one of ``indices`` / ``strata``)."""
+def resolve_bootstrap_indices(indices, strata, n_boot: int, seed, n: int) -> np.ndarray:
+    """Either the caller's resamples (validated) or fresh stratified ones: exactly one of ``indices`` / ``strata``.
+
+    Parameters
+    ----------
+    indices
+        Precomputed ``(n_boot, n)`` resamples, or ``None``.
+    strata
+        ``(n,)`` stratum labels (with ``seed``), or ``None`` when ``indices`` is given.
+    n_boot
+        Number of resamples to draw from ``strata``.
+    seed
+        Seed of the resampling; required with ``strata``.
+    n
+        Number of patients of the data.
+
+    Returns
+    -------
+    ``(n_boot, n)`` integer resamples (:func:`stratified_bootstrap_indices`).
+    """
     if indices is not None:
         if strata is not None:
             raise InvalidInputError("Pass either `indices` (precomputed resamples) or `strata` (and `seed`), not both.")
@@ -165,7 +187,7 @@ def _resolve_indices(indices, strata, n_boot, seed, n: int) -> np.ndarray:
         )
     if seed is None:
         raise InvalidInputError("`seed` is required with `strata`: a seed fixes every bootstrap result.")
-    strata = _labels(strata, "strata")
+    strata = _check_labels(strata, "strata")
     if len(strata) != n:
         raise InvalidInputError(f"`strata` has {len(strata)} labels but the data have {n} patients.")
     return stratified_bootstrap_indices(strata, n_boot, seed=seed)
@@ -181,8 +203,21 @@ def _check_ci(ci) -> float:
     return value
 
 
-def _percentile_interval(distribution: np.ndarray, ci: float) -> tuple[float, float]:
-    """Percentile interval over the finite values (NaN when there are none)."""
+def percentile_interval(distribution, ci: float) -> tuple[float, float]:
+    """Percentile interval of resampled values, over the finite ones.
+
+    Parameters
+    ----------
+    distribution
+        The statistic on each resample (non-finite values are left out).
+    ci
+        Confidence level in (0, 1).
+
+    Returns
+    -------
+    The quantiles ``(1 - ci) / 2`` and ``(1 + ci) / 2`` of the finite values; ``(nan, nan)`` when there are none.
+    """
+    distribution = np.asarray(distribution, dtype=float)
     finite = distribution[np.isfinite(distribution)]
     if finite.size == 0:
         return np.nan, np.nan
@@ -279,7 +314,24 @@ def _as_arrays(arrays: Sequence, field: str) -> tuple[list[np.ndarray], int]:
     return out, lengths[0]
 
 
-def _evaluate(statistic: Callable[..., float], arrays: list[np.ndarray], indices: np.ndarray) -> np.ndarray:
+def resampled_statistic(
+    statistic: Callable[..., float], arrays: Sequence[np.ndarray], indices: np.ndarray
+) -> np.ndarray:
+    """``statistic`` on every resample: the rows (first axis) of every array in ``arrays`` resampled together.
+
+    Parameters
+    ----------
+    statistic
+        ``statistic(*arrays) -> float``.
+    arrays
+        Validated inputs of ``statistic``, each with one row per patient.
+    indices
+        ``(n_boot, n_patients)`` resamples.
+
+    Returns
+    -------
+    ``(n_boot,)`` float array (non-finite where the statistic is undefined on a resample).
+    """
     return np.array([float(statistic(*(a[idx] for a in arrays))) for idx in indices], dtype=float)
 
 
@@ -323,10 +375,10 @@ def bootstrap_ci(
         raise InvalidInputError(f"`statistic` must be callable; got {type(statistic).__name__}.")
     data, n = _as_arrays(arrays, "arrays")
     ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, n)
+    indices = resolve_bootstrap_indices(indices, strata, n_boot, seed, n)
     estimate = float(statistic(*data))
-    distribution = _evaluate(statistic, data, indices)
-    low, high = _percentile_interval(distribution, ci)
+    distribution = resampled_statistic(statistic, data, indices)
+    low, high = percentile_interval(distribution, ci)
     return BootstrapResult(
         estimate=estimate,
         ci_low=low,
@@ -417,14 +469,37 @@ def paired_bootstrap(
     if n_a != n_b:
         raise InvalidInputError(f"`a_inputs` and `b_inputs` must describe the same patients; got {n_a} and {n_b} rows.")
     ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, n_a)
+    indices = resolve_bootstrap_indices(indices, strata, n_boot, seed, n_a)
     estimate_a, estimate_b = float(statistic(*a_data)), float(statistic(*b_data))
-    distribution = _evaluate(statistic, a_data, indices) - _evaluate(statistic, b_data, indices)
+    distribution = resampled_statistic(statistic, a_data, indices) - resampled_statistic(statistic, b_data, indices)
     return _paired_result(estimate_a, estimate_b, distribution, ci)
 
 
+def paired_difference(a: BootstrapResult, b: BootstrapResult) -> PairedBootstrapResult:
+    """Paired comparison of two :class:`BootstrapResult` computed on the same resamples (``indices``).
+
+    Evaluate each method once with :func:`bootstrap_ci` on shared ``indices``, then compare any pair without
+    recomputing the statistic: the difference of the two distributions is the paired bootstrap distribution.
+
+    Parameters
+    ----------
+    a, b
+        The results of method A and of method B, from the same resamples and confidence level.
+
+    Returns
+    -------
+    :class:`PairedBootstrapResult` of ``A - B`` (what :func:`paired_bootstrap` returns for the same inputs).
+    """
+    if len(a.distribution) != len(b.distribution) or a.ci != b.ci:
+        raise InvalidInputError(
+            "paired_difference needs two results from the same resamples and confidence level; got "
+            f"{len(a.distribution)} and {len(b.distribution)} resamples at ci={a.ci} and ci={b.ci}."
+        )
+    return _paired_result(a.estimate, b.estimate, a.distribution - b.distribution, a.ci)
+
+
 def _paired_result(estimate_a: float, estimate_b: float, distribution: np.ndarray, ci: float) -> PairedBootstrapResult:
-    low, high = _percentile_interval(distribution, ci)
+    low, high = percentile_interval(distribution, ci)
     return PairedBootstrapResult(
         delta=estimate_a - estimate_b,
         ci_low=low,
@@ -637,11 +712,11 @@ def bootstrap_slice_metrics(
     """
     truth, prediction, names, macro = _prepare(truth, prediction, layout, slices, macro_slices, prediction_layout)
     ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, truth.shape[0])
+    indices = resolve_bootstrap_indices(indices, strata, n_boot, seed, truth.shape[0])
     table = slice_metrics(truth, prediction, layout, slices=names, macro_slices=macro)
     r2, pearson = _resampled_arrays(truth, prediction, layout, names, macro, indices)
     for metric, values in (("r2", r2), ("pearson_r", pearson)):
-        bounds = np.array([_percentile_interval(values[:, k], ci) for k in range(values.shape[1])])
+        bounds = np.array([percentile_interval(values[:, k], ci) for k in range(values.shape[1])])
         table[f"{metric}_ci_low"] = bounds[:, 0]
         table[f"{metric}_ci_high"] = bounds[:, 1]
     table.attrs.update({"n_boot": len(indices), "ci": ci})
