@@ -192,7 +192,7 @@ def test_resampled_slice_metrics_blocks_give_the_same_result(monkeypatch):
     truth, pred = _latent(1)
     idx = stratified_bootstrap_indices(STRATA, 30, seed=3)
     whole = resampled_slice_metrics(truth, pred, LAYOUT, idx)
-    monkeypatch.setattr("cfmd.metrics._bootstrap._BLOCK_ELEMENTS", 40)  # 2 resamples per block
+    monkeypatch.setattr("cfmd.metrics._r2_bootstrap._BLOCK_ELEMENTS", 40)  # 2 resamples per block
     pd.testing.assert_frame_equal(resampled_slice_metrics(truth, pred, LAYOUT, idx), whole)
 
 

@@ -1,9 +1,9 @@
 """Statistics: reconstruction R^2 and Pearson r, the stratified bootstrap, Harrell's C, the frozen survival head.
 
-Pure functions on arrays (plus :class:`SurvivalHead`), one concept per module: :mod:`~cfmd.metrics._r2`
-(per-slice multivariate R^2, Pearson r), :mod:`~cfmd.metrics._bootstrap` (stratified resamples, percentile
-intervals, paired differences, Bonferroni: the one bootstrap every interval in cfmd comes from),
-:mod:`~cfmd.metrics._concordance` (Harrell's C and its intervals) and :mod:`~cfmd.metrics._survival_head`.
+Pure functions on arrays (plus :class:`SurvivalHead`), one concept per module: ``_r2`` (per-slice multivariate
+R^2, Pearson r), ``_bootstrap`` (stratified resamples, percentile intervals, paired differences, Bonferroni: the
+one bootstrap every interval in cfmd comes from), ``_r2_bootstrap`` (R^2 on resamples from sufficient
+statistics), ``_concordance`` (Harrell's C and its intervals) and ``_survival_head``.
 The workflow functions that compute them on a :class:`~mudata.MuData` live in :mod:`cfmd.tl`
 (:func:`~cfmd.tl.evaluate`, :func:`~cfmd.tl.benchmark`).
 """
@@ -14,12 +14,10 @@ from ._bootstrap import (
     bonferroni,
     bootstrap_ci,
     bootstrap_p_value,
-    bootstrap_slice_metrics,
     make_strata,
     paired_bootstrap,
     paired_difference,
     percentile_interval,
-    resampled_slice_metrics,
     resampled_statistic,
     resolve_bootstrap_indices,
     stratified_bootstrap_indices,
@@ -33,6 +31,7 @@ from ._concordance import (
     paired_c_index,
 )
 from ._r2 import METRIC_COLUMNS, default_macro_slices, multivariate_r2, pearson_r, slice_metrics
+from ._r2_bootstrap import bootstrap_slice_metrics, resampled_slice_metrics
 from ._survival_head import MIN_VALIDATION_EVENTS, SurvivalHead
 
 __all__ = [
