@@ -84,6 +84,12 @@ def score_methods(
 ) -> dict[str, pd.DataFrame]:
     """Score methods on the same held-out patients and the same bootstrap resamples.
 
+    With fewer than :data:`~cfmd.metrics.MIN_EVENTS_TO_SCORE` (5) events among the scored patients, the
+    C-index columns are NaN, ``summary.attrs["c_index_note"]`` says why and a ``UserWarning`` is raised (a C-index
+    on a handful of events is noise, not a result). The survival head warns when its validation split is too small
+    to choose the penalty (inner-CV fallback) or when it selects no latent feature
+    (see :class:`~cfmd.metrics.SurvivalHead`).
+
     Parameters
     ----------
     truth
@@ -106,12 +112,6 @@ def score_methods(
         Bootstrap resamples (stratified by cancer type for :math:`R^2`, by cancer type and event for the C-index),
         confidence level and seed. Every method and seed is scored on the same resamples; with several seeds the
         reported value and interval are those of the seed-averaged statistic.
-
-    With fewer than :data:`~cfmd.metrics.MIN_EVENTS_TO_SCORE` (5) events among the scored patients, the
-    C-index columns are NaN, ``summary.attrs["c_index_note"]`` says why and a ``UserWarning`` is raised (a C-index
-    on a handful of events is noise, not a result). The survival head warns when its validation split is too small
-    to choose the penalty (inner-CV fallback) or when it selects no latent feature (see
-    :class:`~cfmd.metrics.SurvivalHead`).
 
     Returns
     -------
