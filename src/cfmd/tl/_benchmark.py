@@ -265,6 +265,31 @@ def _benchmark(
     return result
 
 
+def check_method_names(methods: Sequence[str]) -> list[str]:
+    """The benchmark's method names as a list: known (:data:`METHODS`), not repeated, ``"matched_mlp"`` after ``"cfmd"``.
+
+    Parameters
+    ----------
+    methods
+        Method names.
+
+    Returns
+    -------
+    ``list(methods)``; an unknown, repeated or misordered name is an :class:`~cfmd.InvalidInputError`.
+    """
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidInputError(
+            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
+        )
+    if len(set(methods)) != len(methods):
+        raise InvalidInputError("`methods` must not repeat a method.")
+    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
+        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    return methods
+
+
 def check_benchmark_input(
     mdata: MuData,
     *,
@@ -296,16 +321,7 @@ def check_benchmark_input(
     -------
     The methods as a list, and the latent's layout. Raises :class:`~cfmd.InvalidInputError` naming what is missing.
     """
-    methods = list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise InvalidInputError(
-            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
-        )
-    if len(set(methods)) != len(methods):
-        raise InvalidInputError("`methods` must not repeat a method.")
-    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
-        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    methods = check_method_names(methods)
     truth_all = check_obsm(mdata, latent_key, field="mdata")
     layout = LatentLayout.from_mudata(mdata, latent_key)
     layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")

@@ -9,6 +9,7 @@ from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import InvalidInputError, check_obs_columns, check_obsm, check_positive_int, describe_examples
 from ..metrics import MIN_EVENTS_TO_SCORE
+from ._benchmark import check_method_names
 from ._cv import CV_SPLIT_COLUMN, _check_refit, pooled_c_index, run_cv
 from ._evaluate import check_ci, score_methods
 from ._methods import METHODS, MethodContext
@@ -29,16 +30,7 @@ def benchmark_cv(
         raise InvalidInputError(f"`cv_validation_fraction` must be in (0, 0.5); got {cv_validation_fraction!r}.")
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_ci(ci)
-    methods = list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise InvalidInputError(
-            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
-        )
-    if len(set(methods)) != len(methods):
-        raise InvalidInputError("`methods` must not repeat a method.")
-    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
-        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    methods = check_method_names(methods)
     if "poe_rna_only" in methods:
         raise InvalidInputError(
             "'poe_rna_only' cannot be cross-validated: its RNA-only posterior comes from the StructuredVAE fitted once "
