@@ -12,11 +12,20 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._layout import LatentLayout
 from ._bootstrap import _check_ci, _check_indices, percentile_interval, resolve_bootstrap_indices
 from ._r2 import _metric_rows, _pearson_from_sums, _prepare, _r2_from_sums, slice_metrics
 
 __all__ = ["bootstrap_slice_metrics", "resampled_slice_metrics"]
+
+_LATENTS_PARAMS = """\
+truth
+    ``(n_patients, n_dims)`` observed latent (finite rows only).
+prediction
+    ``(n_patients, n_dims)`` predicted latent of the same patients, in the same order.
+layout
+    The latent layout."""
 
 #: Upper bound on the number of elements of one (resamples x patients) block of counts, to bound memory.
 _BLOCK_ELEMENTS = 2_000_000
@@ -81,6 +90,7 @@ def _resampled_arrays(
     return r2, pearson
 
 
+@doc_params(latents=_LATENTS_PARAMS)
 def resampled_slice_metrics(
     truth,
     prediction,
@@ -100,12 +110,7 @@ def resampled_slice_metrics(
 
     Parameters
     ----------
-    truth
-        ``(n_patients, n_dims)`` observed latent (finite rows only).
-    prediction
-        ``(n_patients, n_dims)`` predicted latent.
-    layout
-        The latent layout.
+    {latents}
     indices
         ``(n_boot, n_patients)`` resamples from :func:`stratified_bootstrap_indices`.
     slices, macro_slices, prediction_layout
@@ -132,6 +137,7 @@ def resampled_slice_metrics(
     )
 
 
+@doc_params(latents=_LATENTS_PARAMS)
 def bootstrap_slice_metrics(
     truth,
     prediction,
@@ -154,12 +160,7 @@ def bootstrap_slice_metrics(
 
     Parameters
     ----------
-    truth
-        ``(n_patients, n_dims)`` observed latent (finite rows only).
-    prediction
-        ``(n_patients, n_dims)`` predicted latent.
-    layout
-        The latent layout.
+    {latents}
     strata
         ``(n_patients,)`` stratum labels (cancer type; see :func:`make_strata`); needed unless ``indices`` is given.
     n_boot

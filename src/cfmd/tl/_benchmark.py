@@ -326,15 +326,27 @@ def check_benchmark_input(
     layout = LatentLayout.from_mudata(mdata, latent_key)
     layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
     split_indices(mdata, split_key)
-    check_context = MethodContext(
+    check_method_needs(methods, MethodContext(
         mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
         geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
         cfmd_kwargs=dict(cfmd_kwargs or {}),
-    )  # fmt: skip
+    ))  # fmt: skip
+    return methods, layout
+
+
+def check_method_needs(methods: Sequence[str], context: MethodContext) -> None:
+    """Run each method's own input check (:attr:`ImputationMethod.check`) before any method trains.
+
+    Parameters
+    ----------
+    methods
+        Names from :data:`METHODS`.
+    context
+        The data locations the methods will read.
+    """
     for name in methods:
         if METHODS[name].check is not None:
-            METHODS[name].check(check_context)  # everything a method needs, before any method trains
-    return methods, layout
+            METHODS[name].check(context)
 
 
 def _student_rows(truth_val, predictions, layout, **extra) -> list[dict]:

@@ -9,7 +9,7 @@ from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import InvalidInputError, check_obs_columns, check_obsm, check_positive_int, describe_examples
 from ..metrics import MIN_EVENTS_TO_SCORE
-from ._benchmark import check_method_names
+from ._benchmark import check_method_names, check_method_needs
 from ._cv import CV_SPLIT_COLUMN, _check_refit, pooled_c_index, run_cv
 from ._evaluate import check_ci, score_methods
 from ._methods import METHODS, MethodContext
@@ -62,14 +62,11 @@ def benchmark_cv(
             f"mdata.obs[{time_key!r}] / [{event_key!r}] must be non-negative times and 0/1 events; "
             f"{int(bad.sum())} patient(s) are not (e.g. {describe_examples(list(mdata.obs_names[bad]))})."
         )
-    check_context = MethodContext(
+    check_method_needs(methods, MethodContext(
         mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
         geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
         cfmd_kwargs=dict(cfmd_kwargs or {}),
-    )  # fmt: skip
-    for name in methods:
-        if METHODS[name].check is not None:
-            METHODS[name].check(check_context)
+    ))  # fmt: skip
 
     def make_context(work, seed):
         return MethodContext(
