@@ -110,13 +110,14 @@ API_PAGES = {
     "cfmd": "api/layout.md",
     "cfmd.pp": "api/pp.md",
     "cfmd.tl": "api/tl.md",
+    "cfmd.metrics": "api/metrics.md",
     "cfmd.pl": "api/pl.md",
     "cfmd.models": "api/models.md",
     "cfmd.models.nn": "api/models.md",
     "cfmd.datasets": "api/datasets.md",
 }
 #: Names of ``cfmd.__all__`` that are sub-packages (documented on their own pages).
-_SUBPACKAGES = {"datasets", "models", "pl", "pp", "tl"}
+_SUBPACKAGES = {"datasets", "metrics", "models", "pl", "pp", "tl"}
 
 
 def _check_api_listing(app) -> None:
@@ -220,7 +221,9 @@ def _attribute_doc(module_name: str, attr: str, obj) -> list[str] | None:
         m for m in sys.modules if m.startswith(f"{module_name}.") and getattr(sys.modules[m], attr, None) is obj
     )
     if module_name == "cfmd":  # cfmd's constants live in cfmd._layout
-        candidates += sorted(m for m in sys.modules if m.startswith("cfmd._") and getattr(sys.modules[m], attr, None) is obj)
+        candidates += sorted(
+            m for m in sys.modules if m.startswith("cfmd._") and getattr(sys.modules[m], attr, None) is obj
+        )
     del module
     for candidate in candidates:
         try:

@@ -7,8 +7,8 @@ import torch
 
 import cfmd
 from cfmd import InvalidInputError, LatentLayout
+from cfmd.metrics import slice_metrics
 from cfmd.models import CFMD, CFMDModule
-from cfmd.tl import slice_metrics
 
 SMALL_RMD = {"d_model": 32, "d_feedforward": 64, "d_gene_hidden": 64, "n_heads": 4, "dropout": 0.0}
 PLANTED = {"geneformer_key": "transcriptomic_context", "gene_embedding_key": "structural_features"}

@@ -51,8 +51,12 @@ def results_mdata(cohort_file):
 
 @pytest.fixture
 def fake_latent_umap(monkeypatch):
-    """Replace ``cfmd.pl.latent_umap`` (its UMAP JIT-compiles for ~20 s; tested in test_pl) by a recording stub."""
+    """Replace ``cfmd.tl/pl.latent_umap`` (the UMAP JIT-compiles for ~20 s; tested in test_pl) by recording stubs."""
     calls = []
+
+    def embed(mdata, **kwargs):
+        for key in (kwargs["observed_key"], kwargs["imputed_keys"]):
+            mdata.obsm[cfmd.tl.umap_key(key)] = np.zeros((mdata.n_obs, 2))
 
     def stub(mdata, *, save=None, return_fig=False, **kwargs):
         import matplotlib.pyplot as plt
@@ -63,6 +67,7 @@ def fake_latent_umap(monkeypatch):
         return fig if return_fig else None
 
     monkeypatch.setattr(cfmd.pl, "latent_umap", stub)
+    monkeypatch.setattr(cfmd.tl, "latent_umap", embed)
     return calls
 
 

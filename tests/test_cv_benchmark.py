@@ -8,7 +8,8 @@ from _helpers import PLANTED, QUIET, SMALL_CFMD
 
 import cfmd
 from cfmd import InvalidInputError, LatentLayout
-from cfmd.tl import SurvivalHead, score_methods
+from cfmd.metrics import SurvivalHead
+from cfmd.tl import score_methods
 from cfmd.tl._cv import cv_assignments
 
 NO_TEACHERS = {"use_geneformer": False, "use_esm": False, **SMALL_CFMD}

@@ -6,7 +6,7 @@ import pytest
 
 import cfmd
 from cfmd import InvalidInputError, LatentLayout
-from cfmd.tl import concordance_index, slice_metrics
+from cfmd.metrics import concordance_index, slice_metrics
 
 TINY = {"rmd_kwargs": {"d_model": 16, "d_feedforward": 32, "d_gene_hidden": 8, "n_heads": 2}, "d_hidden": 16}
 PLANTED = {"geneformer_key": "transcriptomic_context", "gene_embedding_key": "structural_features"}

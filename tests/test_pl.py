@@ -239,12 +239,14 @@ def test_reconstruction_utility_ellipses_and_mudata(table3):
     mdata = tiny_mudata()
     renamed = table3.rename(columns={"c_index_low": "c_index_ci_low", "c_index_high": "c_index_ci_high"})
     mdata.uns["cfmd_benchmark"] = {"table3": renamed}
-    fig = cfmd.pl.reconstruction_utility(mdata, ci="ellipse", methods=["CFMD (Full)", "Ridge"], return_fig=True)
+    fig = cfmd.pl.reconstruction_utility(
+        mdata, interval_style="ellipse", methods=["CFMD (Full)", "Ridge"], return_fig=True
+    )
     axis = fig.axes[0]
     assert len([p for p in axis.patches if isinstance(p, Ellipse)]) == 2
     assert len(by_gid(axis, "method-point-")) == 2
     assert not axis.containers
-    fig = cfmd.pl.reconstruction_utility(table3, reference=None, ci=None, labels=False, return_fig=True)
+    fig = cfmd.pl.reconstruction_utility(table3, reference=None, interval_style=None, labels=False, return_fig=True)
     assert not by_gid(fig.axes[0], "reference-line") and not by_gid(fig.axes[0], "method-label-")
 
 
@@ -255,8 +257,16 @@ def test_reconstruction_utility_rejects_bad_input(table3):
         cfmd.pl.reconstruction_utility(table3, reference="random_forest")
     with pytest.raises(InvalidInputError, match="'Nope'"):
         cfmd.pl.reconstruction_utility(table3, methods=["CFMD (Full)", "Nope"])
-    with pytest.raises(InvalidInputError, match="`ci`"):
+    with pytest.raises(InvalidInputError, match="`ci`"), pytest.warns(FutureWarning, match="interval_style"):
         cfmd.pl.reconstruction_utility(table3, ci="cloud")
+    with pytest.raises(InvalidInputError, match="`interval_style`"):
+        cfmd.pl.reconstruction_utility(table3, interval_style="cloud")
+
+
+def test_reconstruction_utility_ci_is_a_deprecated_alias_of_interval_style(table3):
+    with pytest.warns(FutureWarning, match="renamed `interval_style=`"):
+        fig = cfmd.pl.reconstruction_utility(table3, ci="ellipse", return_fig=True)
+    assert [p for p in fig.axes[0].patches if isinstance(p, Ellipse)]
 
 
 # ---------------------------------------------------------------------------------------------- slice R^2
@@ -290,7 +300,7 @@ def test_slice_r2_bars_selection_and_uns(table1):
     np.testing.assert_allclose([bar.get_height() for bar in bars], [0.6, 0.6])
     assert not by_gid(axis, "slice-r2-bar-CFMD")
     assert [t.get_text().split("\n")[0] for t in axis.get_xticklabels()] == ["pathway", "meth"]
-    # one method's table as cfmd.tl.bootstrap_slice_metrics writes it (no method column, *_ci_* bounds)
+    # one method's table as cfmd.metrics.bootstrap_slice_metrics writes it (no method column, *_ci_* bounds)
     one = table1[table1["method"] == "CFMD"].drop(columns="method")
     one = one.rename(columns={"r2_low": "r2_ci_low", "r2_high": "r2_ci_high"})
     mdata = tiny_mudata()
@@ -329,6 +339,7 @@ def umap_mdata():
     mdata.obsm["X_structured"] = observed
     mdata.obsm["X_cfmd"] = truth + rng.normal(0.0, 0.05, size=truth.shape)
     mdata.obs["split"] = np.where(np.arange(mdata.n_obs) % 3 == 0, "test", "train")
+    cfmd.tl.latent_umap(mdata, observed_key="X_structured", imputed_keys="X_cfmd", random_state=0)
     return mdata
 
 
@@ -357,7 +368,9 @@ def test_latent_umap_shares_one_embedding(umap_mdata, tmp_path):
     nearest_colour = colours_obs[np.argmin(distances, axis=1)]
     assert np.mean((nearest_colour == colours_imp).all(axis=1)) > 0.95
     # seeded: the same call gives the same coordinates
-    again = cfmd.pl.latent_umap(umap_mdata, return_fig=True, random_state=0)
+    again_mdata = umap_mdata.copy()
+    cfmd.tl.latent_umap(again_mdata, observed_key="X_structured", imputed_keys="X_cfmd", random_state=0)
+    again = cfmd.pl.latent_umap(again_mdata, return_fig=True, random_state=0)
     np.testing.assert_allclose(by_gid(again.axes[1], "umap-points")[0].get_offsets(), imputed_points)
 
 
@@ -391,4 +404,16 @@ def test_latent_umap_rejects_bad_input(umap_mdata):
     narrow = umap_mdata.copy()
     narrow.obsm["X_cfmd"] = narrow.obsm["X_cfmd"][:, :10]
     with pytest.raises(InvalidInputError, match="as wide as"):
-        cfmd.pl.latent_umap(narrow)
+        cfmd.tl.latent_umap(narrow)
+    with pytest.raises(InvalidInputError, match=r"cfmd\.tl\.latent_umap\(mdata, observed_key='X_structured'"):
+        cfmd.pl.latent_umap(umap_mdata, imputed_key="X_missing")
+
+
+def test_tl_latent_umap_writes_the_shared_embedding(umap_mdata):
+    assert umap_mdata.obsm["X_umap_structured"].shape == umap_mdata.obsm["X_umap_cfmd"].shape == (umap_mdata.n_obs, 2)
+    observed = np.isfinite(umap_mdata.obsm["X_structured"]).all(axis=1)
+    assert np.array_equal(np.isfinite(umap_mdata.obsm["X_umap_structured"]).all(axis=1), observed)
+    assert np.isfinite(umap_mdata.obsm["X_umap_cfmd"]).all()
+    record = umap_mdata.uns["cfmd_umap"]
+    assert record["observed_key"] == "X_structured" and list(record["imputed_keys"]) == ["X_cfmd"]
+    assert record["params"]["random_state"] == 0

@@ -1,7 +1,8 @@
 """cfmd: Complementary Foundation Model Distillation for missing-modality imputation (scverse plugin).
 
 Sub-packages follow scanpy's layout: :mod:`cfmd.pp` (tokenisation and teacher embeddings),
-:mod:`cfmd.tl` (fit, impute, evaluate, audit), :mod:`cfmd.pl` (plots), :mod:`cfmd.models`
+:mod:`cfmd.tl` (fit, impute, evaluate, audit), :mod:`cfmd.metrics` (R^2, bootstrap, C-index),
+:mod:`cfmd.pl` (plots), :mod:`cfmd.models`
 (scvi-tools models) and :mod:`cfmd.datasets` (synthetic cohort, TCGA/Xena loaders, references).
 Sub-packages are imported on first use, so ``import cfmd`` stays fast (torch and scvi-tools load only
 when a model or a teacher is needed).
@@ -20,7 +21,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-_SUBPACKAGES = ("datasets", "models", "pl", "pp", "tl")
+_SUBPACKAGES = ("datasets", "metrics", "models", "pl", "pp", "tl")
 
 __all__ = ["STRATEGIES", "InvalidInputError", "LatentLayout", "Slice", *_SUBPACKAGES]
 

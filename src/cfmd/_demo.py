@@ -151,7 +151,7 @@ def run_demo(
     """
     from . import datasets, pp, tl
     from ._layout import LatentLayout
-    from .tl import slice_metrics
+    from .metrics import slice_metrics
 
     settings = DEMO_PROTOCOLS[protocol]
     out = Path(out)

@@ -99,7 +99,8 @@ def demo_figures(
     ----------
     mdata
         The demo's ``results.h5mu``: the observed latent, the imputed latents (``fill="all"``) and the split. It is
-        changed in memory: ``.obsm["X_zero_mask"]`` and ``.uns["cfmd_evaluation"]`` are added.
+        changed in memory: ``.obsm["X_zero_mask"]``, ``.uns["cfmd_evaluation"]`` and the shared UMAP of
+        :func:`cfmd.tl.latent_umap` (``.obsm["X_umap_*"]``, ``.uns["cfmd_umap"]``) are added.
     directory
         Output folder (created).
     observed_key
@@ -150,6 +151,7 @@ def demo_figures(
         figures.tables[f"evaluation_{name}"] = path
 
     first_label, first_key = next(iter(keys.items()))
+    tl.latent_umap(mdata, observed_key=observed_key, imputed_keys=first_key, random_state=seed)
     _draw(
         figures,
         "latent_umap",

@@ -13,15 +13,15 @@ before anything is drawn, with :class:`~cfmd.InvalidInputError` naming the missi
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._validation import InvalidInputError, describe_examples
 
 if TYPE_CHECKING:
@@ -100,32 +100,6 @@ Returns
 -------
 The :class:`~matplotlib.figure.Figure` when ``return_fig=True``, otherwise ``None`` (the figure stays open, so
 that Jupyter displays it; close it with :func:`matplotlib.pyplot.close` in scripts)."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def doc_params(**fragments: str) -> Callable[[_F], _F]:
-    """Substitute shared docstring fragments (``{name}`` placeholders on a line of their own).
-
-    The docstring is cleaned with :func:`inspect.cleandoc` and each placeholder is replaced by its fragment,
-    indented like the placeholder. Only the named placeholders are touched, so other braces in the docstring
-    (LaTeX, dictionaries) are safe.
-    """
-
-    def decorate(obj: _F) -> _F:
-        doc = inspect.cleandoc(obj.__doc__ or "")
-        lines = []
-        for line in doc.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("{") and stripped.endswith("}") and stripped[1:-1] in fragments:
-                indent = line[: len(line) - len(line.lstrip())]
-                lines.extend(indent + fl if fl else fl for fl in fragments[stripped[1:-1]].splitlines())
-            else:
-                lines.append(line)
-        obj.__doc__ = "\n".join(lines)
-        return obj
-
-    return decorate
 
 
 # ---------------------------------------------------------------------------------------------- figure handling
@@ -376,7 +350,7 @@ def ci_columns(table: pd.DataFrame, metric: str, where: str, *, required: bool =
     """Names of the lower/upper confidence-bound columns of ``metric``.
 
     Accepts ``{metric}_low``/``{metric}_high`` (the plotting contract) and ``{metric}_ci_low``/``{metric}_ci_high``
-    (what :func:`cfmd.tl.bootstrap_slice_metrics` writes). Returns ``None`` when neither pair is present, unless
+    (what :func:`cfmd.metrics.bootstrap_slice_metrics` writes). Returns ``None`` when neither pair is present, unless
     ``required``.
     """
     for low, high in ((f"{metric}_low", f"{metric}_high"), (f"{metric}_ci_low", f"{metric}_ci_high")):

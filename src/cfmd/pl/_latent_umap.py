@@ -1,8 +1,7 @@
-"""Observed and imputed latents side by side on one UMAP embedding."""
+"""Observed and imputed latents side by side on the UMAP embedding :func:`cfmd.tl.latent_umap` stored."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +28,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["latent_umap"]
-
-#: Fewest observed patients a UMAP is fitted on.
-MIN_FIT_PATIENTS = 5
 
 _AX_PARAM = """\
 ax
@@ -72,6 +68,23 @@ def _patient_mask(patients, obs: pd.DataFrame) -> np.ndarray:
     return mask
 
 
+def _stored_embedding(mdata, latent_key: str, basis: str, observed_key: str, imputed_key: str) -> np.ndarray:
+    """The stored UMAP coordinates of ``.obsm[latent_key]``; a missing one names the command that computes it."""
+    from ..tl._latent_umap import umap_key
+
+    key = umap_key(latent_key, basis)
+    if key not in mdata.obsm:
+        raise InvalidInputError(
+            f"mdata.obsm has no {key!r}, the UMAP of .obsm[{latent_key!r}]: cfmd.pl only draws. Compute the shared "
+            f"embedding first with cfmd.tl.latent_umap(mdata, observed_key={observed_key!r}, "
+            f"imputed_keys=[{imputed_key!r}], key_added={basis!r})."
+        )
+    coords = check_obsm(mdata, key, field="mdata").astype(float, copy=False)
+    if coords.shape[1] != 2:
+        raise InvalidInputError(f"mdata.obsm[{key!r}] must hold 2-d UMAP coordinates; got {coords.shape[1]} columns.")
+    return coords
+
+
 def _category_colors(
     values: pd.Series, categories: list, palette, uns: Mapping, color: str, all_categories: list
 ) -> dict[Any, str]:
@@ -110,10 +123,9 @@ def latent_umap(
     *,
     observed_key: str = "X_structured",
     imputed_key: str = "X_cfmd",
+    basis: str = "umap",
     color: str | None = "cancer_type",
     patients: np.ndarray | pd.Series | tuple[str, Any] | None = None,
-    n_neighbors: int = 15,
-    min_dist: float = 0.5,
     random_state: int = 0,
     palette: str | Sequence[str] | Mapping[Any, str] | None = None,
     cmap: str = "viridis",
@@ -127,23 +139,24 @@ def latent_umap(
 ) -> Figure | None:
     """Observed and imputed latents side by side, on the same UMAP coordinates.
 
-    One UMAP (umap-learn) is fitted on the observed latents, the rows of ``mdata.obsm[observed_key]`` that are finite
-    (patients without the other modalities are NaN rows and are left out), and the imputed latents
-    (``mdata.obsm[imputed_key]``, every patient) are placed into that same embedding with the fitted UMAP's
-    ``transform``. The two panels therefore share their coordinates and axis limits: an imputed patient that lands
-    where observed patients of its cancer type lie has kept the latent's structure. (Fitting a second UMAP on the
-    imputed latents would not allow that comparison.) Seeded by ``random_state``; the points are drawn in a seeded
-    random order so that no category hides another.
+    Draws the embedding :func:`cfmd.tl.latent_umap` stored (this function computes nothing): the observed latent's
+    UMAP ``mdata.obsm[umap_key(observed_key, basis)]`` (e.g. ``"X_umap_structured"``; patients without the observed
+    latent are NaN rows and are not drawn) and the imputed latent placed into that same embedding
+    (``mdata.obsm[umap_key(imputed_key, basis)]``, e.g. ``"X_umap_cfmd"``). The two panels share their coordinates and
+    axis limits: an imputed patient that lands where observed patients of its cancer type lie has kept the latent's
+    structure. The points are drawn in a seeded random order so that no category hides another.
 
     Parameters
     ----------
     mdata
-        A :class:`~mudata.MuData` (or :class:`~anndata.AnnData`) with both latents in ``.obsm`` and ``color`` in
-        ``.obs``.
+        A :class:`~mudata.MuData` (or :class:`~anndata.AnnData`) after :func:`cfmd.tl.latent_umap`, with ``color``
+        in ``.obs``.
     observed_key
-        ``.obsm`` key of the observed structured latent (NaN rows for patients without it).
+        ``.obsm`` key of the observed structured latent whose UMAP is drawn on the left.
     imputed_key
-        ``.obsm`` key of the imputed latent (``cfmd.tl.impute``'s ``key_added``), as wide as the observed one.
+        ``.obsm`` key of the imputed latent (``cfmd.tl.impute``'s ``key_added``) whose UMAP is drawn on the right.
+    basis
+        The ``key_added`` of :func:`cfmd.tl.latent_umap`.
     color
         ``.obs`` column to colour by: categorical (category, string or boolean dtype; one legend, colours from
         ``palette``, else ``mdata.uns[f"{color}_colors"]`` as scanpy stores them, else Okabe-Ito up to 8
@@ -151,14 +164,10 @@ def latent_umap(
         values are grey. ``None`` draws every patient in one colour.
     patients
         Which patients to draw: a boolean mask over ``mdata.obs_names``, or an ``(obs column, value)`` tuple
-        (the value may be a list), e.g. ``("split", "test")``. Default: all. The UMAP is still fitted on every
-        observed patient, so the panels of a subset sit on the same reference map as the whole cohort's.
-    n_neighbors
-        UMAP's neighbourhood size (reduced to the number of fitted patients minus one when larger).
-    min_dist
-        UMAP's minimum distance between embedded points (scanpy's default, 0.5).
+        (the value may be a list), e.g. ``("split", "test")``. Default: all. The UMAP was fitted on every observed
+        patient, so the panels of a subset sit on the same reference map as the whole cohort's.
     random_state
-        Seed of the UMAP fit and transform and of the drawing order.
+        Seed of the drawing order.
     palette
         Colours of the categories: a matplotlib colormap name, a sequence (in category order) or a mapping
         ``{category: colour}``.
@@ -181,34 +190,21 @@ def latent_umap(
     Examples
     --------
     >>> import cfmd
+    >>> cfmd.tl.latent_umap(mdata, observed_key="X_structured", imputed_keys="X_cfmd")  # doctest: +SKIP
     >>> cfmd.pl.latent_umap(mdata, color="cancer_type", patients=("split", "test"))  # doctest: +SKIP
     """
     options = plot_options(ax=ax, figsize=figsize, dpi=dpi, return_fig=return_fig, save=save, n_panels=2)
     obs = getattr(mdata, "obs", None)
     if not isinstance(obs, pd.DataFrame) or not hasattr(mdata, "obsm"):
         raise InvalidInputError(f"`mdata` must be a MuData or AnnData object; got {type(mdata).__name__}.")
-    observed = check_obsm(mdata, observed_key, field="mdata").astype(float, copy=False)
-    imputed = check_obsm(mdata, imputed_key, field="mdata").astype(float, copy=False)
-    if observed.shape[1] != imputed.shape[1]:
-        raise InvalidInputError(
-            f"mdata.obsm[{imputed_key!r}] has {imputed.shape[1]} columns but mdata.obsm[{observed_key!r}] has "
-            f"{observed.shape[1]}: the imputed latent must be as wide as the observed one to share its UMAP."
-        )
+    observed = _stored_embedding(mdata, observed_key, basis, observed_key, imputed_key)
+    imputed = _stored_embedding(mdata, imputed_key, basis, observed_key, imputed_key)
     if color is not None:
         if not isinstance(color, str):
             raise InvalidInputError(f"`color` must be an obs column name or None; got {color!r}.")
         check_obs_columns(obs, [color], field="mdata.obs")
-    for name, value in (("n_neighbors", n_neighbors), ("random_state", random_state)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | np.integer)
-            or value < (2 if name == "n_neighbors" else 0)
-        ):
-            raise InvalidInputError(
-                f"`{name}` must be an integer >= {2 if name == 'n_neighbors' else 0}; got {value!r}."
-            )
-    if not isinstance(min_dist, int | float | np.number) or not 0 <= float(min_dist):
-        raise InvalidInputError(f"`min_dist` must be a non-negative number; got {min_dist!r}.")
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer) or random_state < 0:
+        raise InvalidInputError(f"`random_state` must be an integer >= 0; got {random_state!r}.")
     if point_size is not None and (not isinstance(point_size, int | float | np.number) or not point_size > 0):
         raise InvalidInputError(f"`point_size` must be a positive number or None; got {point_size!r}.")
     selected = _patient_mask(patients, obs)
@@ -216,16 +212,10 @@ def latent_umap(
         raise InvalidInputError("`patients` selects no patient.")
 
     fit_rows = np.isfinite(observed).all(axis=1)
-    n_fit = int(fit_rows.sum())
-    if n_fit < MIN_FIT_PATIENTS:
-        raise InvalidInputError(
-            f"mdata.obsm[{observed_key!r}] has {n_fit} finite row(s) (observed patients); the UMAP needs at least "
-            f"{MIN_FIT_PATIENTS}."
-        )
     imputed_finite = np.isfinite(imputed).all(axis=1)
     if (selected & ~imputed_finite).any():
         logger.warning(
-            "latent_umap: %d selected patient(s) have a non-finite imputed latent in .obsm[%r] and are not drawn.",
+            "latent_umap: %d selected patient(s) have no UMAP coordinates in .obsm[%r] and are not drawn.",
             int((selected & ~imputed_finite).sum()),
             imputed_key,
         )
@@ -254,24 +244,9 @@ def latent_umap(
             colour_values, categories, palette, getattr(mdata, "uns", {}), color, all_categories
         )
 
-    # ------------------------------------------------------------------ embed
-    import umap
-
-    reducer = umap.UMAP(
-        n_neighbors=int(min(n_neighbors, n_fit - 1)),
-        min_dist=float(min_dist),
-        random_state=int(random_state),
-        n_jobs=1,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*n_jobs value.*", category=UserWarning)
-        reducer.fit(observed[fit_rows])
-        embedded_imputed = reducer.transform(imputed[show_imputed])
-    coords_fit = np.full((len(obs), 2), np.nan)
-    coords_fit[fit_rows] = reducer.embedding_
     panels = [
-        (coords_fit[show_observed], show_observed, f"Observed ({observed_key})"),
-        (embedded_imputed, show_imputed, f"Imputed ({imputed_key})"),
+        (observed[show_observed], show_observed, f"Observed ({observed_key})"),
+        (imputed[show_imputed], show_imputed, f"Imputed ({imputed_key})"),
     ]
 
     # ------------------------------------------------------------------ draw

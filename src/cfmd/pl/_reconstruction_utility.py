@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,9 +35,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+#: Marks an argument the caller did not pass (the deprecated ``ci=``).
+_NOT_GIVEN = object()
+
 __all__ = ["reconstruction_utility"]
 
-CI_STYLES = ("bars", "ellipse", None)
+INTERVAL_STYLES = ("bars", "ellipse", None)
 
 
 def _normalise(name: str) -> str:
@@ -103,7 +107,7 @@ def reconstruction_utility(
     *,
     reference: str | None = "zero_mask",
     methods: Sequence[str] | None = None,
-    ci: str | None = "bars",
+    interval_style: str | None = "bars",
     labels: bool = True,
     title: str | None = "Reconstruction\u2013utility trade-off",
     ax: Axes | None = None,
@@ -111,6 +115,7 @@ def reconstruction_utility(
     dpi: float | None = None,
     return_fig: bool = False,
     save: str | Path | None = None,
+    ci: str | None | object = _NOT_GIVEN,
 ) -> Figure | None:
     """Latent reconstruction R^2 (x) against downstream survival C-index (y), one point per method.
 
@@ -133,7 +138,7 @@ def reconstruction_utility(
         ``"zero_mask"`` finds ``"Zero-mask"``); ``None`` for none.
     methods
         The methods to draw as points, in this order (default: all but the reference, in table order).
-    ci
+    interval_style
         How to show the intervals: ``"bars"`` (error bars, the two marginal intervals), ``"ellipse"`` (an
         axis-aligned ellipse spanning both marginal intervals, as in the paper's figure; not a joint confidence
         region, which the table does not hold) or ``None``.
@@ -142,6 +147,8 @@ def reconstruction_utility(
     title
         Axes title (``None`` for none).
     {plot_params}
+    ci
+        Deprecated name of ``interval_style`` (``ci`` is a confidence level elsewhere in cfmd).
 
     {plot_returns}
 
@@ -162,15 +169,25 @@ def reconstruction_utility(
     >>> fig = cfmd.pl.reconstruction_utility(table, return_fig=True)
     """
     options = plot_options(ax=ax, figsize=figsize, dpi=dpi, return_fig=return_fig, save=save)
-    check_choice(ci, "ci", CI_STYLES)
+    style_argument = "interval_style"
+    if ci is not _NOT_GIVEN:
+        style_argument = "ci"
+        warnings.warn(
+            "`ci=` of cfmd.pl.reconstruction_utility is renamed `interval_style=`; `ci` will be removed in a future "
+            "release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        interval_style = ci
+    check_choice(interval_style, style_argument, INTERVAL_STYLES)
     if not isinstance(labels, bool):
         raise InvalidInputError(f"`labels` must be True or False; got {labels!r}.")
     table, _, where = resolve_table(
         table, uns_keys=[("cfmd_benchmark", "table3"), ("cfmd_evaluation", "summary")], field="table"
     )
     require_columns(table, ["method", "latent_r2", "c_index"], where)
-    r2_bounds = ci_columns(table, "latent_r2", where, required=ci is not None)
-    c_bounds = ci_columns(table, "c_index", where, required=ci is not None)
+    r2_bounds = ci_columns(table, "latent_r2", where, required=interval_style is not None)
+    c_bounds = ci_columns(table, "c_index", where, required=interval_style is not None)
     table["method"] = table["method"].astype(str)
     if table["method"].duplicated().any():
         raise InvalidInputError(
@@ -240,13 +257,13 @@ def reconstruction_utility(
     texts = []
     for k, method in enumerate(rows.index):
         color, marker = colors[k], MARKERS[k % len(MARKERS)]
-        if ci == "bars":
+        if interval_style == "bars":
             xerr = error_extent(x[k : k + 1], *(rows[c].to_numpy(dtype=float)[k : k + 1] for c in r2_bounds))
             yerr = error_extent(y[k : k + 1], *(rows[c].to_numpy(dtype=float)[k : k + 1] for c in c_bounds))
             axis.errorbar(
                 x[k], y[k], xerr=xerr, yerr=yerr, fmt="none", ecolor=color, elinewidth=1.2, capsize=3, zorder=2
             )
-        elif ci == "ellipse":
+        elif interval_style == "ellipse":
             x_low, x_high = (float(rows[c].iloc[k]) for c in r2_bounds)
             y_low, y_high = (float(rows[c].iloc[k]) for c in c_bounds)
             if np.isfinite([x_low, x_high, y_low, y_high]).all():
@@ -316,12 +333,12 @@ def reconstruction_utility(
     axis.spines[["top", "right"]].set_visible(False)
     if title:
         axis.set_title(title)
-    if ci is not None:
+    if interval_style is not None:
         handles.append(
             Patch(
-                facecolor="none" if ci == "bars" else NA_COLOR,
+                facecolor="none" if interval_style == "bars" else NA_COLOR,
                 edgecolor="none",
-                label=f"{'Bars' if ci == 'bars' else 'Ellipses'}: "
+                label=f"{'Bars' if interval_style == 'bars' else 'Ellipses'}: "
                 + (f"{100 * table.attrs['ci']:.0f}% " if isinstance(table.attrs.get("ci"), float) else "")
                 + "bootstrap CI",
             )

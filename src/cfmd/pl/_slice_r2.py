@@ -79,7 +79,7 @@ def slice_r2(
     table
         The tidy metric table: columns ``slice``, ``kind`` (``"slice"``, ``"macro"`` or ``"full"``), ``r2``,
         optionally ``method`` (without it, the table is one method's and no legend is drawn), ``r2_low``/``r2_high``
-        (or ``r2_ci_low``/``r2_ci_high`` as :func:`cfmd.tl.bootstrap_slice_metrics` writes; without them no intervals
+        (or ``r2_ci_low``/``r2_ci_high`` as :func:`cfmd.metrics.bootstrap_slice_metrics` writes; without them no intervals
         are drawn), ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high`` or ``*_ci_*``) and ``dims`` (shown in
         the tick labels). Or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["slices"]`` (every method of
         :func:`cfmd.tl.benchmark`, averaged over seeds) or
@@ -91,7 +91,7 @@ def slice_r2(
         drawn in layout order whatever the order given here.
     layout
         Order the slices like this layout. Default: by the table's ``start`` column (the first latent dimension of
-        each slice, as :func:`cfmd.tl.slice_metrics` writes it) when present, else by first appearance in the table.
+        each slice, as :func:`cfmd.metrics.slice_metrics` writes it) when present, else by first appearance in the table.
     key
         When ``table`` is a MuData/AnnData: the ``.uns`` key to read (``"cfmd_benchmark"`` -> its ``"slices"``,
         ``"cfmd_evaluation"`` -> its ``"slices"``, or a key holding a DataFrame). ``None`` tries

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_not_view, check_positive_int, describe_examples
@@ -28,6 +29,7 @@ ESM_RESIDUES = frozenset("LAGVSERTIDPKQNFYMHWCXBUZO")
 _GENE_NAME_RE = re.compile(r"\bGN=(\S+)")
 
 
+@doc_params(copy=DOC_COPY)
 def esm_gene_embeddings(
     adata: AnnData,
     *,
@@ -92,8 +94,7 @@ def esm_gene_embeddings(
         On-disk cache keyed by checkpoint digest, layer, truncation and the sequences; ``None``: no cache.
     progress
         Show a progress bar over batches.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

@@ -8,6 +8,7 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_not_view, describe_examples, get_matrix
@@ -18,6 +19,7 @@ __all__ = ["structural_fingerprint"]
 _CHUNK_ROWS = 512
 
 
+@doc_params(copy=DOC_COPY)
 def structural_fingerprint(
     adata: AnnData,
     *,
@@ -62,8 +64,7 @@ def structural_fingerprint(
         ``"counts"``.
     key_added
         Where to write (see Returns).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------
@@ -88,7 +89,7 @@ def structural_fingerprint(
     with unchanged_on_error(adata):
         import torch
 
-        from ..models.nn import expression_weighted_fingerprint
+        from .._fingerprint import expression_weighted_fingerprint
 
         # ------------------------------------------------------------------ validation (nothing written yet)
         if not isinstance(adata, AnnData):

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_choice, check_not_view, check_positive_int, describe_examples
@@ -33,6 +34,7 @@ _REQUIRED_CONFIG = ("vocab_size", "hidden_size", "num_hidden_layers", "num_atten
 _CACHE_FORMAT = 1
 
 
+@doc_params(copy=DOC_COPY)
 def geneformer(
     adata: AnnData,
     checkpoint: str | PathLike,
@@ -85,8 +87,7 @@ def geneformer(
         a repeated call with the same inputs reads the result instead of running the model. ``None``: no cache.
     progress
         Show a progress bar over batches.
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

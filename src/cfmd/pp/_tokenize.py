@@ -15,6 +15,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import (
@@ -49,6 +50,7 @@ _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]*G\d+)(\.\d+)?$")
 _CHUNK_ROWS = 256
 
 
+@doc_params(copy=DOC_COPY)
 def tokenize(
     adata: AnnData,
     *,
@@ -117,8 +119,7 @@ def tokenize(
         Maximum number of tokens per sample, special tokens included. Default: 2,048 (V1) or 4,096 (V2).
     key_added
         Where to write the tokens (see Returns).
-    copy
-        Return a modified copy instead of writing into ``adata``.
+    {copy}
 
     Returns
     -------

@@ -1,28 +1,22 @@
-"""Tools: split patients, fit the structured latent, impute, evaluate, audit."""
+"""Tools: split patients, fit the structured latent, impute, evaluate, audit.
 
+The statistics these workflows compute (R^2, bootstrap, C-index, survival head) live in :mod:`cfmd.metrics`; their
+old names under ``cfmd.tl`` still resolve, with a :class:`FutureWarning`.
+"""
+
+import warnings as _warnings
+
+from .. import metrics as _metrics
 from ._benchmark import DEFAULT_METHODS, benchmark, format_markdown, write_benchmark
-from ._bootstrap import (
-    BootstrapResult,
-    PairedBootstrapResult,
-    bonferroni,
-    bootstrap_ci,
-    bootstrap_p_value,
-    bootstrap_slice_metrics,
-    make_strata,
-    paired_bootstrap,
-    resampled_slice_metrics,
-    stratified_bootstrap_indices,
-)
 from ._decode import decode
 from ._evaluate import evaluate, evaluation_settings, score_methods
 from ._fit_latent import fit_latent
 from ._generate import GENERATIVE_MODELS, generate
 from ._impute import impute
+from ._latent_umap import latent_umap, umap_key
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
-from ._metrics import default_macro_slices, multivariate_r2, pearson_r, slice_metrics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
-from ._survival import SurvivalHead, c_index_with_ci, compare_c_index, concordance_index, paired_c_index
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -42,25 +36,27 @@ __all__ = [
     "write_benchmark",
     "DEFAULT_SPLIT_KEY",
     "SPLIT_LABELS",
-    "BootstrapResult",
-    "PairedBootstrapResult",
-    "SurvivalHead",
-    "bonferroni",
-    "bootstrap_ci",
-    "bootstrap_p_value",
-    "bootstrap_slice_metrics",
-    "c_index_with_ci",
-    "compare_c_index",
-    "concordance_index",
-    "default_macro_slices",
     "fit_latent",
     "impute",
-    "make_strata",
-    "multivariate_r2",
-    "paired_bootstrap",
-    "pearson_r",
-    "resampled_slice_metrics",
-    "slice_metrics",
+    "latent_umap",
+    "umap_key",
     "split_patients",
-    "stratified_bootstrap_indices",
 ]
+
+#: Statistics that moved to :mod:`cfmd.metrics` (issue 14); ``cfmd.tl.<name>`` still resolves, with a FutureWarning.
+_MOVED_TO_METRICS = tuple(
+    name
+    for name in _metrics.__all__
+    if name not in _metrics.ADDED_IN_METRICS  # names that never were in cfmd.tl
+)
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_METRICS:
+        _warnings.warn(
+            f"`cfmd.tl.{name}` moved to `cfmd.metrics.{name}`; the old name will be removed in a future release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(_metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_obsm, check_positive_int, describe_examples
 from ._evaluate import check_ci, score_methods, survival_data
 from ._methods import METHODS, MethodContext, get_method
-from ._split import split_indices
+from ._split import DEFAULT_SPLIT_KEY, split_indices
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -173,22 +173,15 @@ def _benchmark(
     ci = check_ci(ci)
     if isinstance(bootstrap_seed, bool) or not isinstance(bootstrap_seed, int | np.integer):
         raise InvalidInputError(f"`bootstrap_seed` must be an integer; got {bootstrap_seed!r}.")
-    methods = list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise InvalidInputError(
-            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
-        )
-    if len(set(methods)) != len(methods):
-        raise InvalidInputError("`methods` must not repeat a method.")
-    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
-        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    methods, layout = check_benchmark_input(
+        mdata, methods=methods, latent_key=latent_key, split_key=split_key, rna_key=rna_key,
+        geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
+        cfmd_kwargs=cfmd_kwargs,
+    )  # fmt: skip
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise InvalidInputError("`seeds` must list at least one seed.")
     truth_all = check_obsm(mdata, latent_key, field="mdata")
-    layout = LatentLayout.from_mudata(mdata, latent_key)
-    layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
     parts = split_indices(mdata, split_key)
     observed = np.isfinite(truth_all).all(axis=1)
     rows = {k: v[observed[v]] for k, v in parts.items() if k != "rna_only"}
@@ -199,15 +192,6 @@ def _benchmark(
     surv = survival_data(
         mdata, latent_key, rows, time_key=time_key, event_key=event_key, cancer_type_key=cancer_type_key
     )
-
-    check_context = MethodContext(
-        mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
-        geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
-        cfmd_kwargs=dict(cfmd_kwargs or {}),
-    )  # fmt: skip
-    for name in methods:
-        if METHODS[name].check is not None:
-            METHODS[name].check(check_context)  # everything a method needs, before any method trains
 
     work = mdata.copy()
     predictions: dict[str, list[np.ndarray]] = {m: [] for m in methods}
@@ -281,9 +265,93 @@ def _benchmark(
     return result
 
 
+def check_method_names(methods: Sequence[str]) -> list[str]:
+    """The benchmark's method names as a list: known (:data:`METHODS`), not repeated, ``"matched_mlp"`` after ``"cfmd"``.
+
+    Parameters
+    ----------
+    methods
+        Method names.
+
+    Returns
+    -------
+    ``list(methods)``; an unknown, repeated or misordered name is an :class:`~cfmd.InvalidInputError`.
+    """
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidInputError(
+            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
+        )
+    if len(set(methods)) != len(methods):
+        raise InvalidInputError("`methods` must not repeat a method.")
+    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
+        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    return methods
+
+
+def check_benchmark_input(
+    mdata: MuData,
+    *,
+    methods: Sequence[str],
+    latent_key: str = "X_structured",
+    split_key: str = DEFAULT_SPLIT_KEY,
+    rna_key: str = "rna",
+    geneformer_key: str | None = "X_geneformer",
+    gene_embedding_key: str | None = "X_esm2",
+    rna_only_key: str | None = None,
+    cfmd_kwargs: Mapping | None = None,
+) -> tuple[list[str], LatentLayout]:
+    """What :func:`benchmark` checks before any method trains (also run by ``cfmd benchmark`` before its work).
+
+    The method names (known, not repeated, ``"matched_mlp"`` after ``"cfmd"``), the observed latent and its
+    layout, the patient split, and everything each method needs (:attr:`ImputationMethod.check`: teacher
+    embeddings, the RNA-only posterior, ...).
+
+    Parameters
+    ----------
+    mdata
+        The cohort.
+    methods
+        Names from :data:`METHODS`.
+    latent_key, split_key, rna_key, geneformer_key, gene_embedding_key, rna_only_key, cfmd_kwargs
+        As in :func:`benchmark`.
+
+    Returns
+    -------
+    The methods as a list, and the latent's layout. Raises :class:`~cfmd.InvalidInputError` naming what is missing.
+    """
+    methods = check_method_names(methods)
+    truth_all = check_obsm(mdata, latent_key, field="mdata")
+    layout = LatentLayout.from_mudata(mdata, latent_key)
+    layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
+    split_indices(mdata, split_key)
+    check_method_needs(methods, MethodContext(
+        mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
+        geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
+        cfmd_kwargs=dict(cfmd_kwargs or {}),
+    ))  # fmt: skip
+    return methods, layout
+
+
+def check_method_needs(methods: Sequence[str], context: MethodContext) -> None:
+    """Run each method's own input check (:attr:`ImputationMethod.check`) before any method trains.
+
+    Parameters
+    ----------
+    methods
+        Names from :data:`METHODS`.
+    context
+        The data locations the methods will read.
+    """
+    for name in methods:
+        if METHODS[name].check is not None:
+            METHODS[name].check(context)
+
+
 def _student_rows(truth_val, predictions, layout, **extra) -> list[dict]:
     """Per slice the validation R^2 of CFMD's student and of the ridge (when both ran), the higher one named."""
-    from ._metrics import multivariate_r2
+    from ..metrics import multivariate_r2
 
     if "cfmd" not in predictions or "ridge" not in predictions:
         return []

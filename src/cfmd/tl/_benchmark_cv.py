@@ -8,10 +8,11 @@ import pandas as pd
 from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import InvalidInputError, check_obs_columns, check_obsm, check_positive_int, describe_examples
+from ..metrics import MIN_EVENTS_TO_SCORE
+from ._benchmark import check_method_names, check_method_needs
 from ._cv import CV_SPLIT_COLUMN, _check_refit, pooled_c_index, run_cv
 from ._evaluate import check_ci, score_methods
 from ._methods import METHODS, MethodContext
-from ._survival import MIN_EVENTS_TO_SCORE
 
 
 def benchmark_cv(
@@ -29,16 +30,7 @@ def benchmark_cv(
         raise InvalidInputError(f"`cv_validation_fraction` must be in (0, 0.5); got {cv_validation_fraction!r}.")
     n_boot = check_positive_int(n_boot, "n_boot")
     ci = check_ci(ci)
-    methods = list(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise InvalidInputError(
-            f"`methods` has unknown method(s) {describe_examples(unknown)}; available: {describe_examples(list(METHODS), limit=20)}."
-        )
-    if len(set(methods)) != len(methods):
-        raise InvalidInputError("`methods` must not repeat a method.")
-    if "matched_mlp" in methods and ("cfmd" not in methods or methods.index("cfmd") > methods.index("matched_mlp")):
-        raise InvalidInputError("'matched_mlp' needs 'cfmd' to run before it in `methods` (for its parameter count).")
+    methods = check_method_names(methods)
     if "poe_rna_only" in methods:
         raise InvalidInputError(
             "'poe_rna_only' cannot be cross-validated: its RNA-only posterior comes from the StructuredVAE fitted once "
@@ -70,14 +62,11 @@ def benchmark_cv(
             f"mdata.obs[{time_key!r}] / [{event_key!r}] must be non-negative times and 0/1 events; "
             f"{int(bad.sum())} patient(s) are not (e.g. {describe_examples(list(mdata.obs_names[bad]))})."
         )
-    check_context = MethodContext(
+    check_method_needs(methods, MethodContext(
         mdata=mdata, latent_key=latent_key, layout=layout, split_key=split_key, rna_key=rna_key,
         geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key, rna_only_key=rna_only_key,
         cfmd_kwargs=dict(cfmd_kwargs or {}),
-    )  # fmt: skip
-    for name in methods:
-        if METHODS[name].check is not None:
-            METHODS[name].check(check_context)
+    ))  # fmt: skip
 
     def make_context(work, seed):
         return MethodContext(
@@ -180,7 +169,7 @@ def benchmark_cv(
 
 
 def _add_cancer_c(per_cancer, run, methods, cancer, time, event) -> pd.DataFrame:
-    from ._survival import _c_index_unchecked
+    from ..metrics import harrell_c
 
     per_cancer = per_cancer.copy()
     per_cancer["c_index"] = np.nan
@@ -193,14 +182,14 @@ def _add_cancer_c(per_cancer, run, methods, cancer, time, event) -> pd.DataFrame
             if n_ev < MIN_EVENTS_TO_SCORE:
                 per_cancer.loc[where, "c_index_note"] = f"{n_ev} events (< {MIN_EVENTS_TO_SCORE})"
                 continue
-            value = np.mean([_c_index_unchecked(time[rows], event[rows] > 0, r[rows]) for r in run["risk"][name]])
+            value = np.mean([harrell_c(time[rows], event[rows] > 0, r[rows]) for r in run["risk"][name]])
             per_cancer.loc[where, "c_index"] = value
     return per_cancer
 
 
 def _verdict(truth, preds, layout, methods, slices, folds, cancer, n_boot, ci, seed) -> pd.DataFrame:
     """Per slice: pooled R^2 of every method, the best one, CFMD - ridge (paired bootstrap), per-fold spread."""
-    from ._bootstrap import _percentile_interval, make_strata, resampled_slice_metrics, stratified_bootstrap_indices
+    from ..metrics import make_strata, percentile_interval, resampled_slice_metrics, stratified_bootstrap_indices
 
     pooled = slices[slices["kind"] == "slice"].pivot_table(index="slice", columns="method", values="r2")
     spread = folds[folds["kind"] == "slice"].groupby(["slice", "method"])["r2"].std(ddof=1).unstack()
@@ -222,7 +211,7 @@ def _verdict(truth, preds, layout, methods, slices, folds, cancer, n_boot, ci, s
         row["best"] = candidates.idxmax() if len(candidates) else ""
         if paired is not None:
             d = paired.xs(s.name, level="slice").to_numpy()
-            low, high = _percentile_interval(d, ci)
+            low, high = percentile_interval(d, ci)
             row.update(cfmd_minus_ridge=r2.get("cfmd", np.nan) - r2.get("ridge", np.nan))
             row.update(cfmd_minus_ridge_low=low, cfmd_minus_ridge_high=high)
             row["verdict"] = "ridge better" if high < 0 else ("CFMD better" if low > 0 else "no clear difference")

@@ -7,7 +7,7 @@ MuData gets a split column: the fold is ``test``; the other patients are split a
 ``rna_only``. Every method of :data:`~cfmd.tl.METHODS` then runs unchanged on that copy, so everything it fits
 (normalisation statistics, the imputer, early stopping, the ridge's penalty) comes from the fold's training part;
 the survival head is trained on the fold's ``train`` latents with its penalty chosen on ``validation`` (or by inner
-CV when the validation part has too few events, see :class:`~cfmd.tl.SurvivalHead`). The structured latent
+CV when the validation part has too few events, see :class:`~cfmd.metrics.SurvivalHead`). The structured latent
 (the target) is given: the StructuredVAE is **not** refitted per fold.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .._logging import logger
 from .._validation import InvalidInputError
-from ._survival import MIN_EVENTS_TO_SCORE, SurvivalHead, _c_distribution, _c_index_unchecked
+from ..metrics import MIN_EVENTS_TO_SCORE, SurvivalHead, harrell_c, resampled_statistic
 
 __all__ = ["cv_assignments"]
 
@@ -65,8 +65,8 @@ def run_cv(
     ``scored``: indices (into ``mdata``) of the patients dealt into folds. ``make_context(work, seed)`` builds a
     :class:`~cfmd.tl.MethodContext` on a fold's copy.
     """
+    from ..metrics import slice_metrics
     from ._methods import get_method
-    from ._metrics import slice_metrics
 
     strata = _strata(cancer[scored], event[scored])
     assignment = cv_assignments(strata, cv, cv_repeats, seed)
@@ -106,7 +106,7 @@ def run_cv(
                     risk[name][r, test_local] = scores
                     n_ev = int(event[test_rows][has].sum())
                     if n_ev >= MIN_EVENTS_TO_SCORE:
-                        fold_c = _c_index_unchecked(time[test_rows][has], event[test_rows][has] > 0, scores[has])
+                        fold_c = harrell_c(time[test_rows][has], event[test_rows][has] > 0, scores[has])
                     else:
                         c_note = f"{n_ev} events in the test fold (< {MIN_EVENTS_TO_SCORE}): C-index not scored"
                 val_table = slice_metrics(truth_all[val_rows], prediction[val_rows], layout)
@@ -167,17 +167,17 @@ def _fold_head(truth_all, cancer, time, event, train_rows, val_rows):
 
 def pooled_c_index(time, event, risks, strata, n_boot, ci, seed):
     """Pooled out-of-fold C-index (averaged over repeats) with a bootstrap interval; NaN with a reason if too few events."""
-    from ._bootstrap import _percentile_interval, make_strata, stratified_bootstrap_indices
+    from ..metrics import make_strata, percentile_interval, stratified_bootstrap_indices
 
     has = np.isfinite(time) & np.isfinite(risks).all(axis=0)
     n_events = int(event[has].sum())
     if n_events < MIN_EVENTS_TO_SCORE:
         return np.nan, np.nan, np.nan, f"{n_events} events (< {MIN_EVENTS_TO_SCORE}): C-index not scored"
     t, e = time[has], event[has] > 0
-    point = float(np.mean([_c_index_unchecked(t, e, r[has]) for r in risks]))
+    point = float(np.mean([harrell_c(t, e, r[has]) for r in risks]))
     idx = stratified_bootstrap_indices(make_strata(strata[has], e.astype(int)), n_boot, seed=seed)
-    dist = np.mean([_c_distribution(t, e, r[has], idx) for r in risks], axis=0)
-    low, high = _percentile_interval(dist, ci)
+    dist = np.mean([resampled_statistic(harrell_c, (t, e, r[has]), idx) for r in risks], axis=0)
+    low, high = percentile_interval(dist, ci)
     return point, low, high, ""
 
 

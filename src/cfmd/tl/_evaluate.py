@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import DOC_COPY, DOC_SPLIT_KEY, DOC_UNS_KEY_ADDED, doc_params
 from .._layout import LatentLayout, layout_uns_key
 from .._logging import logger
 from .._transaction import unchanged_on_error
@@ -22,17 +23,22 @@ from .._validation import (
     check_survival,
     describe_examples,
 )
-from ._bootstrap import (
-    _percentile_interval,
+from ..metrics import (
+    MIN_EVENTS_TO_SCORE,
+    SurvivalHead,
     bonferroni,
     bootstrap_p_value,
+    concordance_index,
+    default_macro_slices,
+    harrell_c,
     make_strata,
+    percentile_interval,
     resampled_slice_metrics,
+    resampled_statistic,
+    slice_metrics,
     stratified_bootstrap_indices,
 )
-from ._metrics import default_macro_slices, slice_metrics
 from ._split import split_indices
-from ._survival import MIN_EVENTS_TO_SCORE, SurvivalHead, _c_distribution, concordance_index
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -59,7 +65,7 @@ class SurvivalData:
 
 
 def _interval(distribution: np.ndarray, ci: float) -> tuple[float, float]:
-    return _percentile_interval(np.asarray(distribution, dtype=float), ci)
+    return percentile_interval(np.asarray(distribution, dtype=float), ci)
 
 
 def score_methods(
@@ -77,6 +83,12 @@ def score_methods(
     seed: int = 0,
 ) -> dict[str, pd.DataFrame]:
     """Score methods on the same held-out patients and the same bootstrap resamples.
+
+    With fewer than :data:`~cfmd.metrics.MIN_EVENTS_TO_SCORE` (5) events among the scored patients, the
+    C-index columns are NaN, ``summary.attrs["c_index_note"]`` says why and a ``UserWarning`` is raised (a C-index
+    on a handful of events is noise, not a result). The survival head warns when its validation split is too small
+    to choose the penalty (inner-CV fallback) or when it selects no latent feature
+    (see :class:`~cfmd.metrics.SurvivalHead`).
 
     Parameters
     ----------
@@ -100,12 +112,6 @@ def score_methods(
         Bootstrap resamples (stratified by cancer type for :math:`R^2`, by cancer type and event for the C-index),
         confidence level and seed. Every method and seed is scored on the same resamples; with several seeds the
         reported value and interval are those of the seed-averaged statistic.
-
-    With fewer than :data:`~cfmd.tl._survival.MIN_EVENTS_TO_SCORE` (5) events among the scored patients, the
-    C-index columns are NaN, ``summary.attrs["c_index_note"]`` says why and a ``UserWarning`` is raised (a C-index
-    on a handful of events is noise, not a result). The survival head warns when its validation split is too small
-    to choose the penalty (inner-CV fallback) or when it selects no latent feature (see
-    :class:`~cfmd.tl.SurvivalHead`).
 
     Returns
     -------
@@ -219,7 +225,7 @@ def score_methods(
         for name in names:
             risks = [head.predict_risk(np.asarray(p)[keep], survival.test_cancer) for p in predictions[name]]
             c_point[name] = float(np.mean([concordance_index(time, event, r) for r in risks]))
-            c_dist[name] = np.mean([_c_distribution(time, event, r, c_indices) for r in risks], axis=0)
+            c_dist[name] = np.mean([resampled_statistic(harrell_c, (time, event, r), c_indices) for r in risks], axis=0)
         p_values = {}
         for name in names:
             low, high = _interval(c_dist[name], ci)
@@ -416,6 +422,7 @@ def _refuse_dishonest(
     return bool(overlap.any())
 
 
+@doc_params(split_key=DOC_SPLIT_KEY, key_added=DOC_UNS_KEY_ADDED, copy=DOC_COPY)
 def evaluate(
     mdata: MuData,
     *,
@@ -441,7 +448,7 @@ def evaluate(
     Per-slice multivariate :math:`R^2` (variance-weighted over the slice's dimensions), Pearson :math:`r` for 1-d
     slices, macro :math:`R^2` over the imputed slices, full-latent :math:`R^2`, each with a 95% interval from
     ``n_boot`` patient-level resamples stratified by cancer type, and a per-cancer-type breakdown. Survival
-    utility: a penalised Cox head (:class:`~cfmd.tl.SurvivalHead`) trained once on the training split's observed
+    utility: a penalised Cox head (:class:`~cfmd.metrics.SurvivalHead`) trained once on the training split's observed
     latents plus cancer type (penalty chosen on the validation split), frozen, and scored by Harrell's C on the
     imputed latents of ``subset``; intervals from resamples stratified by cancer type and event; paired
     differences to ``reference`` with Bonferroni-adjusted p-values.
@@ -469,8 +476,7 @@ def evaluate(
         ``.obsm`` key(s) of imputed latents, or ``{method name: key}``.
     truth_key
         ``.obsm`` key of the observed latent; its layout is read from ``.uns``.
-    split_key
-        ``.obs`` column with the patient split (:func:`~cfmd.tl.split_patients`).
+    {split_key}
     subset
         Split to score: ``"test"``; ``"validation"`` or ``"train"`` only with ``in_sample=True``.
     in_sample
@@ -489,10 +495,8 @@ def evaluate(
         Confidence level of the intervals, strictly between 0 and 1.
     seed
         Seed of the bootstrap resamples.
-    key_added
-        ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing in place.
+    {key_added}
+    {copy}
 
     Returns
     -------

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from .._docs import DOC_COPY, DOC_RNA_DATA, DOC_UNS_KEY_ADDED, doc_params
 from .._layout import LatentLayout
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import InvalidInputError, check_choice, check_not_view, check_obsm, describe_examples
 from ..datasets import CHROMOSOMES
-from ._metrics import slice_metrics
+from ..metrics import slice_metrics
 from ._split import split_indices
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ __all__ = ["loco_audit"]
 DECODERS = ("regional", "pointwise")
 
 
+@doc_params(rna_data=DOC_RNA_DATA, key_added=DOC_UNS_KEY_ADDED, copy=DOC_COPY)
 def loco_audit(
     mdata: MuData,
     *,
@@ -71,15 +73,12 @@ def loco_audit(
         Also run the shuffled-positional-embedding control.
     seed, max_epochs
         Training seed and epoch cap of every model.
-    rna_key, rna_layer, rna_scale
-        The RNA data.
+    {rna_data}
     cfmd_kwargs, train_kwargs
         Extra keyword arguments of :class:`~cfmd.models.CFMD` and of ``train`` (e.g. smaller ``rmd_kwargs`` for
         a quick audit on CPU).
-    key_added
-        ``.uns`` key of the results.
-    copy
-        Return a copy instead of writing in place.
+    {key_added}
+    {copy}
 
     Returns
     -------
@@ -105,16 +104,9 @@ def loco_audit(
         if unknown:
             raise InvalidInputError(f"`chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
         chromosomes = [str(c).removeprefix("chr") for c in chromosomes]
-        truth_all = check_obsm(mdata, latent_key, field="mdata")
-        layout = LatentLayout.from_mudata(mdata, latent_key)
-        layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
-        meth = layout.with_strategy("regional_methylation")
-        if not meth:
-            raise InvalidInputError("The latent's layout has no 'regional_methylation' slice to audit.")
-        meth_names = [s.name for s in meth]
+        truth_all, layout = check_loco_input(mdata, latent_key=latent_key, rna_key=rna_key)
+        meth_names = [s.name for s in layout.with_strategy("regional_methylation")]
         meth_layout = layout.replace_strategies(**{s.name: "zero" for s in layout if s.name not in meth_names})
-        if "chromosome" not in mdata.mod[rna_key].var:
-            raise InvalidInputError(f"The audit needs mdata[{rna_key!r}].var['chromosome'].")
         parts = split_indices(mdata, split_key)
         test = parts["test"][np.isfinite(truth_all[parts["test"]]).all(axis=1)]
         if test.size < 3:
@@ -177,3 +169,30 @@ def loco_audit(
         target = copy_mudata(mdata) if copy else mdata
         target.uns[key_added] = {"per_chromosome": per_chromosome, "summary": summary}
         return target if copy else None
+
+
+def check_loco_input(mdata: MuData, *, latent_key: str = "X_structured", rna_key: str = "rna") -> tuple:
+    """What :func:`loco_audit` needs from the data, checked before any training.
+
+    A latent whose layout has a ``regional_methylation`` slice, and chromosome positions of the RNA genes (also run
+    by ``cfmd benchmark --loco``).
+
+    Parameters
+    ----------
+    mdata
+        The cohort.
+    latent_key, rna_key
+        As in :func:`loco_audit`.
+
+    Returns
+    -------
+    The observed latent (``mdata.obsm[latent_key]`` as an array) and its :class:`~cfmd.LatentLayout`.
+    """
+    truth_all = check_obsm(mdata, latent_key, field="mdata")
+    layout = LatentLayout.from_mudata(mdata, latent_key)
+    layout.check_width(truth_all.shape[1], field=f"mdata.obsm[{latent_key!r}]")
+    if not layout.with_strategy("regional_methylation"):
+        raise InvalidInputError("The latent's layout has no 'regional_methylation' slice to audit.")
+    if "chromosome" not in mdata.mod[rna_key].var:
+        raise InvalidInputError(f"The audit needs mdata[{rna_key!r}].var['chromosome'].")
+    return truth_all, layout

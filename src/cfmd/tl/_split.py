@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import DOC_COPY, DOC_RNA_KEY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
@@ -31,6 +32,7 @@ DEFAULT_SPLIT_KEY = "cfmd_split"
 MISSING_STRATUM = "<missing>"
 
 
+@doc_params(rna_key=DOC_RNA_KEY, copy=DOC_COPY)
 def split_patients(
     mdata: MuData,
     *,
@@ -65,14 +67,12 @@ def split_patients(
         of the survival head and the C-index.
     require_modalities
         Modalities a patient must have to be split (default: every modality except ``rna_key``).
-    rna_key
-        The RNA modality.
+    {rna_key}
     seed
         Random seed.
     key_added
         ``mdata.obs`` column to write.
-    copy
-        Return a modified copy instead of writing in place.
+    {copy}
 
     Returns
     -------

@@ -125,7 +125,7 @@ def choose_students(
     -------
     ``{"chosen": {slice: candidate}, "scores": {slice: {candidate: R^2}}, "n_patients": n}``.
     """
-    from ._metrics import multivariate_r2
+    from ..metrics import multivariate_r2
 
     truth = np.asarray(truth, dtype=np.float64)
     names = [s.name for s in layout if s.strategy != "zero"] if slices is None else list(slices)

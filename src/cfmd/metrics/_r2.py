@@ -2,7 +2,7 @@
 
 These are the metrics of the paper's Section 3.5 and Table 1, as pure functions on arrays. They are what
 :func:`cfmd.tl.evaluate` computes on a :class:`~mudata.MuData`; the bootstrap confidence intervals around them live
-in :mod:`cfmd.tl._bootstrap`.
+in :mod:`cfmd.metrics._bootstrap`.
 """
 
 from __future__ import annotations

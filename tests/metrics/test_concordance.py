@@ -7,15 +7,16 @@ import pytest
 from sksurv.metrics import concordance_index_censored
 
 from cfmd import InvalidInputError
-from cfmd.tl._bootstrap import make_strata, stratified_bootstrap_indices
-from cfmd.tl._survival import (
+from cfmd.metrics import (
     SurvivalHead,
-    _concordance_counts,
     c_index_with_ci,
     compare_c_index,
     concordance_index,
+    make_strata,
     paired_c_index,
+    stratified_bootstrap_indices,
 )
+from cfmd.metrics._concordance import _concordance_counts
 
 
 # ---------------------------------------------------------------------------------------------------- C-index

@@ -9,7 +9,7 @@ from scipy import stats
 from sklearn.metrics import r2_score
 
 from cfmd import InvalidInputError, LatentLayout
-from cfmd.tl._metrics import default_macro_slices, multivariate_r2, pearson_r, slice_metrics
+from cfmd.metrics import default_macro_slices, multivariate_r2, pearson_r, slice_metrics
 
 # A 4-patient latent with three slices, worked out by hand below.
 LAYOUT = LatentLayout.from_sizes([("prolif", 1, "rna"), ("state", 2, "geneformer"), ("ctx", 1, "zero")])

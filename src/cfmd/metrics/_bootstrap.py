@@ -7,8 +7,7 @@ functions on arrays:
 
 - :func:`stratified_bootstrap_indices` draws the resamples (patients with replacement, within each stratum);
 - :func:`bootstrap_ci` / :func:`paired_bootstrap` evaluate any statistic on them (percentile intervals);
-- :func:`bootstrap_slice_metrics` gives per-slice :math:`R^2` intervals from sufficient statistics, without
-  recomputing the metrics from scratch for every resample;
+- per-slice :math:`R^2` intervals from sufficient statistics live in :mod:`cfmd.metrics._r2_bootstrap`;
 - :func:`bonferroni` adjusts a family of p-values.
 
 Pass the same ``indices`` to several calls to evaluate every method on the same resamples (what a paired
@@ -17,16 +16,14 @@ comparison needs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
-from ._metrics import _metric_rows, _pearson_from_sums, _prepare, _r2_from_sums, slice_metrics
 
 __all__ = [
     "BootstrapResult",
@@ -34,15 +31,14 @@ __all__ = [
     "bonferroni",
     "bootstrap_ci",
     "bootstrap_p_value",
-    "bootstrap_slice_metrics",
     "make_strata",
     "paired_bootstrap",
-    "resampled_slice_metrics",
+    "paired_difference",
+    "percentile_interval",
+    "resampled_statistic",
+    "resolve_bootstrap_indices",
     "stratified_bootstrap_indices",
 ]
-
-#: Upper bound on the number of elements of one (resamples x patients) block of counts, to bound memory.
-_BLOCK_ELEMENTS = 2_000_000
 
 
 # ---------------------------------------------------------------------------------------------------- resampling
@@ -57,7 +53,7 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def _labels(values, field: str) -> np.ndarray:
+def _check_labels(values, field: str) -> np.ndarray:
     arr = values.to_numpy() if isinstance(values, pd.Series | pd.Index) else np.asarray(values)
     if arr.ndim != 1:
         raise InvalidInputError(f"`{field}` must be 1-dimensional (one label per patient); got shape {arr.shape}.")
@@ -90,7 +86,7 @@ def make_strata(*labels) -> np.ndarray:
     """
     if not labels:
         raise InvalidInputError("make_strata needs at least one array of labels.")
-    arrays = [_labels(lab, f"labels[{i}]") for i, lab in enumerate(labels)]
+    arrays = [_check_labels(lab, f"labels[{i}]") for i, lab in enumerate(labels)]
     lengths = {len(a) for a in arrays}
     if len(lengths) > 1:
         raise InvalidInputError(
@@ -121,7 +117,7 @@ def stratified_bootstrap_indices(strata, n_boot: int = 1000, *, seed: int | np.r
     -------
     ``(n_boot, n_patients)`` integer array: row ``b`` lists the patients (positions) of resample ``b``.
     """
-    strata = _labels(strata, "strata")
+    strata = _check_labels(strata, "strata")
     n_boot = check_positive_int(n_boot, "n_boot")
     rng = _rng(seed)
     if len(strata) == 0:
@@ -152,8 +148,26 @@ def _check_indices(indices, n: int) -> np.ndarray:
     return arr
 
 
-def _resolve_indices(indices, strata, n_boot, seed, n: int) -> np.ndarray:
-    """Either the caller's resamples or fresh stratified ones (exactly one of ``indices`` / ``strata``)."""
+def resolve_bootstrap_indices(indices, strata, n_boot: int, seed, n: int) -> np.ndarray:
+    """Either the caller's resamples (validated) or fresh stratified ones: exactly one of ``indices`` / ``strata``.
+
+    Parameters
+    ----------
+    indices
+        Precomputed ``(n_boot, n)`` resamples, or ``None``.
+    strata
+        ``(n,)`` stratum labels (with ``seed``), or ``None`` when ``indices`` is given.
+    n_boot
+        Number of resamples to draw from ``strata``.
+    seed
+        Seed of the resampling; required with ``strata``.
+    n
+        Number of patients of the data.
+
+    Returns
+    -------
+    ``(n_boot, n)`` integer resamples (:func:`stratified_bootstrap_indices`).
+    """
     if indices is not None:
         if strata is not None:
             raise InvalidInputError("Pass either `indices` (precomputed resamples) or `strata` (and `seed`), not both.")
@@ -165,7 +179,7 @@ def _resolve_indices(indices, strata, n_boot, seed, n: int) -> np.ndarray:
         )
     if seed is None:
         raise InvalidInputError("`seed` is required with `strata`: a seed fixes every bootstrap result.")
-    strata = _labels(strata, "strata")
+    strata = _check_labels(strata, "strata")
     if len(strata) != n:
         raise InvalidInputError(f"`strata` has {len(strata)} labels but the data have {n} patients.")
     return stratified_bootstrap_indices(strata, n_boot, seed=seed)
@@ -181,8 +195,21 @@ def _check_ci(ci) -> float:
     return value
 
 
-def _percentile_interval(distribution: np.ndarray, ci: float) -> tuple[float, float]:
-    """Percentile interval over the finite values (NaN when there are none)."""
+def percentile_interval(distribution, ci: float) -> tuple[float, float]:
+    """Percentile interval of resampled values, over the finite ones.
+
+    Parameters
+    ----------
+    distribution
+        The statistic on each resample (non-finite values are left out).
+    ci
+        Confidence level in (0, 1).
+
+    Returns
+    -------
+    The quantiles ``(1 - ci) / 2`` and ``(1 + ci) / 2`` of the finite values; ``(nan, nan)`` when there are none.
+    """
+    distribution = np.asarray(distribution, dtype=float)
     finite = distribution[np.isfinite(distribution)]
     if finite.size == 0:
         return np.nan, np.nan
@@ -279,7 +306,24 @@ def _as_arrays(arrays: Sequence, field: str) -> tuple[list[np.ndarray], int]:
     return out, lengths[0]
 
 
-def _evaluate(statistic: Callable[..., float], arrays: list[np.ndarray], indices: np.ndarray) -> np.ndarray:
+def resampled_statistic(
+    statistic: Callable[..., float], arrays: Sequence[np.ndarray], indices: np.ndarray
+) -> np.ndarray:
+    """``statistic`` on every resample: the rows (first axis) of every array in ``arrays`` resampled together.
+
+    Parameters
+    ----------
+    statistic
+        ``statistic(*arrays) -> float``.
+    arrays
+        Validated inputs of ``statistic``, each with one row per patient.
+    indices
+        ``(n_boot, n_patients)`` resamples.
+
+    Returns
+    -------
+    ``(n_boot,)`` float array (non-finite where the statistic is undefined on a resample).
+    """
     return np.array([float(statistic(*(a[idx] for a in arrays))) for idx in indices], dtype=float)
 
 
@@ -323,10 +367,10 @@ def bootstrap_ci(
         raise InvalidInputError(f"`statistic` must be callable; got {type(statistic).__name__}.")
     data, n = _as_arrays(arrays, "arrays")
     ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, n)
+    indices = resolve_bootstrap_indices(indices, strata, n_boot, seed, n)
     estimate = float(statistic(*data))
-    distribution = _evaluate(statistic, data, indices)
-    low, high = _percentile_interval(distribution, ci)
+    distribution = resampled_statistic(statistic, data, indices)
+    low, high = percentile_interval(distribution, ci)
     return BootstrapResult(
         estimate=estimate,
         ci_low=low,
@@ -417,14 +461,37 @@ def paired_bootstrap(
     if n_a != n_b:
         raise InvalidInputError(f"`a_inputs` and `b_inputs` must describe the same patients; got {n_a} and {n_b} rows.")
     ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, n_a)
+    indices = resolve_bootstrap_indices(indices, strata, n_boot, seed, n_a)
     estimate_a, estimate_b = float(statistic(*a_data)), float(statistic(*b_data))
-    distribution = _evaluate(statistic, a_data, indices) - _evaluate(statistic, b_data, indices)
+    distribution = resampled_statistic(statistic, a_data, indices) - resampled_statistic(statistic, b_data, indices)
     return _paired_result(estimate_a, estimate_b, distribution, ci)
 
 
+def paired_difference(a: BootstrapResult, b: BootstrapResult) -> PairedBootstrapResult:
+    """Paired comparison of two :class:`BootstrapResult` computed on the same resamples (``indices``).
+
+    Evaluate each method once with :func:`bootstrap_ci` on shared ``indices``, then compare any pair without
+    recomputing the statistic: the difference of the two distributions is the paired bootstrap distribution.
+
+    Parameters
+    ----------
+    a, b
+        The results of method A and of method B, from the same resamples and confidence level.
+
+    Returns
+    -------
+    :class:`PairedBootstrapResult` of ``A - B`` (what :func:`paired_bootstrap` returns for the same inputs).
+    """
+    if len(a.distribution) != len(b.distribution) or a.ci != b.ci:
+        raise InvalidInputError(
+            "paired_difference needs two results from the same resamples and confidence level; got "
+            f"{len(a.distribution)} and {len(b.distribution)} resamples at ci={a.ci} and ci={b.ci}."
+        )
+    return _paired_result(a.estimate, b.estimate, a.distribution - b.distribution, a.ci)
+
+
 def _paired_result(estimate_a: float, estimate_b: float, distribution: np.ndarray, ci: float) -> PairedBootstrapResult:
-    low, high = _percentile_interval(distribution, ci)
+    low, high = percentile_interval(distribution, ci)
     return PairedBootstrapResult(
         delta=estimate_a - estimate_b,
         ci_low=low,
@@ -476,173 +543,3 @@ def bonferroni(p_values):
             f"`p_values` must be in [0, 1] (no NaN); found {int(bad.sum())} invalid value(s), e.g. {p[bad].flat[0]!r}."
         )
     return np.minimum(1.0, p * p.size)
-
-
-# ---------------------------------------------------------------------------------------------------- slice R^2
-def _count_blocks(indices: np.ndarray, n: int, width: int) -> Iterable[tuple[slice, np.ndarray]]:
-    """Resample counts ``(block, n)`` (how often each patient is drawn), block by block to bound memory."""
-    block = max(1, min(len(indices), _BLOCK_ELEMENTS // max(n, width, 1)))
-    for start in range(0, len(indices), block):
-        rows = indices[start : start + block]
-        offsets = (np.arange(len(rows)) * n)[:, None]
-        counts = np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n)
-        yield slice(start, start + len(rows)), counts.astype(float)
-
-
-def _resampled_arrays(
-    truth: np.ndarray,
-    prediction: np.ndarray,
-    layout: LatentLayout,
-    names: list[str],
-    macro: list[str],
-    indices: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(n_boot, n_rows)`` R^2 and Pearson r of every row of the metric table, from sufficient statistics.
-
-    With ``w`` the counts of a resample (patient ``i`` drawn ``w_i`` times) and ``y`` the truth centred on the
-    full-sample column mean (variance is shift-invariant; centring keeps the subtraction below well conditioned):
-    ``SSE_s = w . sum_{j in s} (y_ij - yhat_ij)^2`` and ``SST_s = w . sum_{j in s} y_ij^2 - sum_{j in s} (w . y_j)^2 / n``.
-    """
-    n = truth.shape[0]
-    all_names = layout.names
-    member = np.zeros((layout.n_dims, len(all_names)))
-    for k, s in enumerate(layout):
-        member[s.as_slice, k] = 1.0
-    centred = truth - truth.mean(axis=0)
-    sq_err = ((truth - prediction) ** 2) @ member
-    sq_tot = (centred**2) @ member
-    one_d = [n_ for n_ in names if layout[n_].dim == 1]
-    pairs = {}
-    for name in one_d:
-        j = layout[name].start
-        x, y = centred[:, j], prediction[:, j] - prediction[:, j].mean()
-        pairs[name] = np.stack([x, y, x * x, y * y, x * y], axis=1)
-
-    n_rows = len(names) + bool(macro) + 1
-    r2 = np.empty((len(indices), n_rows))
-    pearson = np.full((len(indices), n_rows), np.nan)
-    position = {name: k for k, name in enumerate(all_names)}
-    for rows, w in _count_blocks(indices, n, layout.n_dims):
-        sse = w @ sq_err
-        sst = w @ sq_tot - ((w @ centred) ** 2 / n) @ member
-        per_slice = _r2_from_sums(sse, sst)
-        cols = [per_slice[:, position[name]] for name in names]
-        if macro:
-            cols.append(per_slice[:, [position[m] for m in macro]].mean(axis=1))
-        cols.append(_r2_from_sums(sse.sum(axis=1), sst.sum(axis=1)))
-        r2[rows] = np.column_stack(cols)
-        for name in one_d:
-            sums = w @ pairs[name]
-            pearson[rows, names.index(name)] = _pearson_from_sums(float(n), *sums.T)
-    return r2, pearson
-
-
-def resampled_slice_metrics(
-    truth,
-    prediction,
-    layout: LatentLayout,
-    indices,
-    *,
-    slices: str | Iterable[str] | None = None,
-    macro_slices: Iterable[str] | None = None,
-    prediction_layout: LatentLayout | None = None,
-) -> pd.DataFrame:
-    """The rows of :func:`slice_metrics` on every bootstrap resample, computed from sufficient statistics.
-
-    Equal (to rounding) to calling :func:`slice_metrics` on ``truth[idx]``, ``prediction[idx]`` for every row
-    ``idx`` of ``indices``, but each resample costs a weighted sum over patients instead of a pass over the
-    ``(patients x dims)`` matrices. Use it for paired :math:`R^2` comparisons: the same ``indices`` for two
-    predictions give resample-by-resample differences.
-
-    Parameters
-    ----------
-    truth
-        ``(n_patients, n_dims)`` observed latent (finite rows only).
-    prediction
-        ``(n_patients, n_dims)`` predicted latent.
-    layout
-        The latent layout.
-    indices
-        ``(n_boot, n_patients)`` resamples from :func:`stratified_bootstrap_indices`.
-    slices, macro_slices, prediction_layout
-        As in :func:`slice_metrics`.
-
-    Returns
-    -------
-    A long :class:`~pandas.DataFrame` with columns ``resample``, ``slice``, ``kind``, ``r2``, ``pearson_r``
-    (``n_boot`` times the rows of :func:`slice_metrics`).
-    """
-    truth, prediction, names, macro = _prepare(truth, prediction, layout, slices, macro_slices, prediction_layout)
-    indices = _check_indices(indices, truth.shape[0])
-    r2, pearson = _resampled_arrays(truth, prediction, layout, names, macro, indices)
-    rows = _metric_rows(layout, names, macro, truth.shape[0])
-    n_boot, n_rows = r2.shape
-    return pd.DataFrame(
-        {
-            "resample": np.repeat(np.arange(n_boot), n_rows),
-            "slice": np.tile(rows["slice"].to_numpy(), n_boot),
-            "kind": np.tile(rows["kind"].to_numpy(), n_boot),
-            "r2": r2.ravel(),
-            "pearson_r": pearson.ravel(),
-        }
-    )
-
-
-def bootstrap_slice_metrics(
-    truth,
-    prediction,
-    layout: LatentLayout,
-    *,
-    strata=None,
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int | np.random.Generator | None = None,
-    indices=None,
-    slices: str | Iterable[str] | None = None,
-    macro_slices: Iterable[str] | None = None,
-    prediction_layout: LatentLayout | None = None,
-) -> pd.DataFrame:
-    """:func:`slice_metrics` with stratified percentile bootstrap intervals (the paper's "R^2 [95% CI]").
-
-    The point estimates are those of :func:`slice_metrics` on all patients; the intervals come from
-    :func:`resampled_slice_metrics` (sufficient statistics, no per-resample recomputation of the matrices). The
-    macro row's interval is that of the per-resample mean of the per-slice :math:`R^2`.
-
-    Parameters
-    ----------
-    truth
-        ``(n_patients, n_dims)`` observed latent (finite rows only).
-    prediction
-        ``(n_patients, n_dims)`` predicted latent.
-    layout
-        The latent layout.
-    strata
-        ``(n_patients,)`` stratum labels (cancer type; see :func:`make_strata`); needed unless ``indices`` is given.
-    n_boot
-        Number of resamples.
-    ci
-        Confidence level.
-    seed
-        Seed of the resampling; required with ``strata``.
-    indices
-        Precomputed resamples instead of ``strata``/``n_boot``/``seed``.
-    slices, macro_slices, prediction_layout
-        As in :func:`slice_metrics`.
-
-    Returns
-    -------
-    The table of :func:`slice_metrics` with four more columns: ``r2_ci_low``, ``r2_ci_high``,
-    ``pearson_r_ci_low``, ``pearson_r_ci_high`` (NaN where the metric is). ``table.attrs`` records ``n_boot``
-    and ``ci``.
-    """
-    truth, prediction, names, macro = _prepare(truth, prediction, layout, slices, macro_slices, prediction_layout)
-    ci = _check_ci(ci)
-    indices = _resolve_indices(indices, strata, n_boot, seed, truth.shape[0])
-    table = slice_metrics(truth, prediction, layout, slices=names, macro_slices=macro)
-    r2, pearson = _resampled_arrays(truth, prediction, layout, names, macro, indices)
-    for metric, values in (("r2", r2), ("pearson_r", pearson)):
-        bounds = np.array([_percentile_interval(values[:, k], ci) for k in range(values.shape[1])])
-        table[f"{metric}_ci_low"] = bounds[:, 0]
-        table[f"{metric}_ci_high"] = bounds[:, 1]
-    table.attrs.update({"n_boot": len(indices), "ci": ci})
-    return table

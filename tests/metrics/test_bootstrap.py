@@ -7,17 +7,18 @@ import pandas as pd
 import pytest
 
 from cfmd import InvalidInputError, LatentLayout
-from cfmd.tl._bootstrap import (
+from cfmd.metrics import (
     bonferroni,
     bootstrap_ci,
     bootstrap_p_value,
     bootstrap_slice_metrics,
     make_strata,
+    multivariate_r2,
     paired_bootstrap,
     resampled_slice_metrics,
+    slice_metrics,
     stratified_bootstrap_indices,
 )
-from cfmd.tl._metrics import multivariate_r2, slice_metrics
 
 STRATA = np.array(["BRCA"] * 5 + ["LUAD"] * 3 + ["KIRC"] * 1 + ["BRCA"] * 2 + ["LUAD"] * 4)
 
@@ -191,7 +192,7 @@ def test_resampled_slice_metrics_blocks_give_the_same_result(monkeypatch):
     truth, pred = _latent(1)
     idx = stratified_bootstrap_indices(STRATA, 30, seed=3)
     whole = resampled_slice_metrics(truth, pred, LAYOUT, idx)
-    monkeypatch.setattr("cfmd.tl._bootstrap._BLOCK_ELEMENTS", 40)  # 2 resamples per block
+    monkeypatch.setattr("cfmd.metrics._r2_bootstrap._BLOCK_ELEMENTS", 40)  # 2 resamples per block
     pd.testing.assert_frame_equal(resampled_slice_metrics(truth, pred, LAYOUT, idx), whole)
 
 
