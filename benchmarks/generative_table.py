@@ -44,7 +44,7 @@ from scipy.stats import spearmanr
 
 import cfmd
 from cfmd.models import CoherentDenoising, LatentDiffusion
-from cfmd.tl import multivariate_r2
+from cfmd.metrics import multivariate_r2
 
 
 def synthetic(args):

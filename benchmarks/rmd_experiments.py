@@ -68,7 +68,7 @@ import scvi
 import cfmd
 from cfmd import LatentLayout, Slice
 from cfmd.models import CFMD
-from cfmd.tl import multivariate_r2
+from cfmd.metrics import multivariate_r2
 
 ARMS = {
     "rmd_paper": {"decoder": "regional", "rmd": {}, "lr": 3e-4},
