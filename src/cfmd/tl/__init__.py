@@ -19,6 +19,7 @@ from ._impute import impute
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
 from ._metrics import default_macro_slices, multivariate_r2, pearson_r, slice_metrics
+from ._slice_semantics import slice_semantics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
 from ._survival import SurvivalHead, c_index_with_ci, compare_c_index, concordance_index, paired_c_index
 
@@ -56,6 +57,7 @@ __all__ = [
     "pearson_r",
     "resampled_slice_metrics",
     "slice_metrics",
+    "slice_semantics",
     "split_patients",
     "stratified_bootstrap_indices",
 ]

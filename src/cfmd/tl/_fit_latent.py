@@ -96,7 +96,8 @@ def fit_latent(
     ``.uns[f"{key_added}_layout"]``
         The layout (:meth:`LatentLayout.to_dict <cfmd.LatentLayout.to_dict>`).
     ``.uns[key_added]``
-        Parameters: model class, RNA scale, modalities, epochs trained, seed, keys written.
+        Parameters: model class, RNA modality, layer (``""`` for ``.X``) and scale, modalities, epochs trained,
+        seed, keys written.
 
     Examples
     --------
@@ -252,6 +253,7 @@ def _fit_latent(
     mdata.uns[key_added] = {
         "model": "StructuredVAE",
         "rna_key": rna_key,
+        "rna_layer": rna_layer or "",
         "rna_scale": rna_scale,
         "modality_slices": np.array(list(model.slice_modalities), dtype=object),
         "modality_names": np.array(list(model.slice_modalities.values()), dtype=object),
