@@ -141,6 +141,7 @@ def main() -> None:
             tables.append(table)
             notes.append(f"- {info}; {'owned' if ownership else 'no ownership'}: {time.perf_counter() - t0:.0f} s")
             print(notes[-1], flush=True)
+            print(table[COLUMNS].to_markdown(index=False, floatfmt=".3f"), flush=True)  # each fit as it ends
     result = pd.concat(tables, ignore_index=True)[COLUMNS]
     text = (
         result.to_markdown(index=False, floatfmt=".3f")

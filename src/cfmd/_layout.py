@@ -295,7 +295,7 @@ class LatentLayout:
         Examples
         --------
         >>> import cfmd
-        >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=30, n_genes=200)
+        >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=30, n_genes=250)
         >>> layout = cfmd.LatentLayout.adapted_to(mdata, modalities={"meth": "meth", "cnv": "cnv"}, drop_unowned=True)
         >>> "ctx" in layout, layout.n_dims
         (False, 297)
