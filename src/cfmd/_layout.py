@@ -332,11 +332,8 @@ class LatentLayout:
         ]
         if ownerless and not drop_unowned:
             details = ", ".join(
-                f"{n!r} ({s.dim} dims, modality {modalities[n]!r} absent)"
-                if n in modalities
-                else f"{n!r} ({base[n].dim} dims)"
+                f"{n!r} ({base[n].dim} dims" + (f", modality {modalities[n]!r} absent)" if n in modalities else ")")
                 for n in ownerless
-                for s in [base[n]]
             )
             raise InvalidInputError(
                 f"Latent slice(s) {details} are owned by no modality present in mdata (modalities: "
