@@ -183,7 +183,7 @@ def _unchanged(mdata, before_obsm, before_uns):
         (None, {"rna_scale": "zscore"}, "raw counts"),
         (None, {"likelihoods": {"meth": "poisson"}}, "likelihoods"),
         ("negative_counts", {}, "non-negative counts"),
-        ("fractional_counts", {}, "integer raw counts"),
+        ("fractional_counts", {}, "non-integer value"),  # message of _expression.check_expression_scale
         ("nan_counts", {}, "finite"),
         ("all_nan_feature", {}, "all-NaN feature"),
         ("beta_out_of_range", {}, "beta values"),
