@@ -97,25 +97,20 @@ def read(name: str, root: Path):
     raise SystemExit(f"unknown cohort {name!r}")
 
 
-def run(
-    name: str, root: Path, *, ownership: bool, epochs: int, seed: int, model_kwargs: dict | None = None
-) -> tuple[pd.DataFrame, str]:
+def run(name: str, root: Path, *, ownership: bool, epochs: int, seed: int) -> tuple[pd.DataFrame, str]:
     mdata, rna_args = read(name, root)
     cfmd.tl.split_patients(mdata, seed=seed)
     vae = cfmd.tl.fit_latent(
         mdata,
         max_epochs=epochs,
         seed=seed,
-        model_kwargs={"slice_ownership": ownership, **(model_kwargs or {})},
+        model_kwargs={"slice_ownership": ownership},
         train_kwargs={"enable_progress_bar": False},
         **rna_args,
     )
     cfmd.tl.slice_semantics(mdata)
     table = mdata.uns["cfmd_slice_semantics"]["table"].copy()
-    label = "owned" if ownership else "no ownership"
-    table.insert(
-        0, "model", label + (" (detached RNA path)" if (model_kwargs or {}).get("detach_owned_in_rna") else "")
-    )
+    table.insert(0, "model", "owned" if ownership else "no ownership")
     table.insert(0, "cohort", name)
     layout = cfmd.LatentLayout.from_mudata(mdata, "X_structured")
     info = (
@@ -132,7 +127,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", action="store_true", help="also fit with slice_ownership=False")
-    parser.add_argument("--detach-owned-in-rna", action="store_true", help="StructuredVAE(detach_owned_in_rna=True)")
     parser.add_argument("--out", type=Path, default=Path("real_slice_semantics.md"))
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -143,8 +137,7 @@ def main() -> None:
     for name in args.cohorts:
         for ownership in [True, False] if args.compare else [True]:
             t0 = time.perf_counter()
-            extra = {"detach_owned_in_rna": True} if args.detach_owned_in_rna else {}
-            table, info = run(name, root, ownership=ownership, epochs=args.epochs, seed=args.seed, model_kwargs=extra)
+            table, info = run(name, root, ownership=ownership, epochs=args.epochs, seed=args.seed)
             tables.append(table)
             notes.append(f"- {info}; {'owned' if ownership else 'no ownership'}: {time.perf_counter() - t0:.0f} s")
             print(notes[-1], flush=True)

@@ -126,9 +126,6 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
     rna_match_weight
         Weight of the stop-gradient KL that trains the RNA expert to predict the owned slices (used with
         ``slice_ownership`` only).
-    detach_owned_in_rna
-        With ``slice_ownership``: the RNA decoder reads observed owned slices without passing gradients into them,
-        so each owned slice is shaped by its own modality's likelihood only (experimental; off by default).
     train_indices
         Positions in ``mdata.obs`` of the patients the model will be trained on (:func:`~cfmd.tl.fit_latent` passes
         its training split). Every statistic taken from the data (gene means and SDs, the decoder's gene-bias
@@ -160,12 +157,10 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         prolif_weight: float = 5.0,
         slice_ownership: bool = True,
         rna_match_weight: float = 1.0,
-        detach_owned_in_rna: bool = False,
         train_indices: Sequence[int] | None = None,
     ) -> None:
-        for name, flag in (("slice_ownership", slice_ownership), ("detach_owned_in_rna", detach_owned_in_rna)):
-            if not isinstance(flag, bool | np.bool_):
-                raise InvalidInputError(f"`{name}` must be True or False; got {flag!r}.")
+        if not isinstance(slice_ownership, bool | np.bool_):
+            raise InvalidInputError(f"`slice_ownership` must be True or False; got {slice_ownership!r}.")
         if isinstance(rna_match_weight, bool) or not isinstance(rna_match_weight, int | float | np.number):
             raise InvalidInputError(f"`rna_match_weight` must be a non-negative number; got {rna_match_weight!r}.")
         if not np.isfinite(rna_match_weight) or rna_match_weight < 0:
@@ -293,7 +288,6 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             "prolif_weight": prolif_weight if prolif_slice is not None else 0.0,
             "slice_ownership": bool(slice_ownership),
             "rna_match_weight": float(rna_match_weight),
-            "detach_owned_in_rna": bool(detach_owned_in_rna),
         }
         self.module = StructuredVAEModule(**self._module_kwargs)
         self.layout = layout_obj

@@ -159,10 +159,6 @@ class StructuredVAEModule(BaseModuleClass):
         With ``slice_ownership``, weight of a stop-gradient KL from the owner-determined joint posterior of each
         owned slice to the RNA-only posterior of that slice (patients with the owner only), which trains the RNA
         expert to predict the owned slices it no longer writes into.
-    detach_owned_in_rna
-        With ``slice_ownership``, the RNA decoder reads the observed owned slices of the joint sample without
-        passing gradients back into them, so an owned slice is shaped by its own modality's likelihood only (the
-        regional-methylation and dosage paths still use it to explain RNA).
     """
 
     def __init__(
@@ -197,10 +193,8 @@ class StructuredVAEModule(BaseModuleClass):
         nonnegative_pathways: bool = True,
         slice_ownership: bool = False,
         rna_match_weight: float = 0.0,
-        detach_owned_in_rna: bool = False,
     ) -> None:
         super().__init__()
-        self.detach_owned_in_rna = bool(detach_owned_in_rna)
         self.slice_ownership = bool(slice_ownership)
         self.rna_match_weight = float(rna_match_weight)
         self.n_genes, self.n_latent = n_genes, n_latent
@@ -294,7 +288,6 @@ class StructuredVAEModule(BaseModuleClass):
             "z_rna": inference_outputs["z_rna"],
             "library": inference_outputs["library"],
             "cancer_type": cancer_type,
-            "owned": inference_outputs.get("owned"),
         }
 
     def rna_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -415,20 +408,12 @@ class StructuredVAEModule(BaseModuleClass):
 
     @auto_move_data
     def generative(
-        self,
-        z: torch.Tensor,
-        z_rna: torch.Tensor,
-        library: torch.Tensor,
-        cancer_type: torch.Tensor | None = None,
-        owned: torch.Tensor | None = None,
+        self, z: torch.Tensor, z_rna: torch.Tensor, library: torch.Tensor, cancer_type: torch.Tensor | None = None
     ) -> dict:
         """Decoder outputs for the joint sample ``z`` and the RNA-only sample ``z_rna``."""
         out = {}
         for tag, latent in (("joint", z), ("rna_only", z_rna)):
-            rna_input = latent
-            if tag == "joint" and owned is not None and self.slice_ownership and self.detach_owned_in_rna:
-                rna_input = torch.where(owned.bool(), latent.detach(), latent)
-            out[f"rna_{tag}"] = self.decode_rna(rna_input, cancer_type)
+            out[f"rna_{tag}"] = self.decode_rna(latent, cancer_type)
             for spec in self.modalities:
                 out[f"{spec.registry_key}_{tag}"] = self.decode_modality(spec.registry_key, latent, cancer_type)
         out["library"] = library
