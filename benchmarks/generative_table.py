@@ -43,8 +43,8 @@ import torch
 from scipy.stats import spearmanr
 
 import cfmd
-from cfmd.models import CoherentDenoising, LatentDiffusion
 from cfmd.metrics import multivariate_r2
+from cfmd.models import CoherentDenoising, LatentDiffusion
 
 
 def synthetic(args):

@@ -67,8 +67,8 @@ import scvi
 
 import cfmd
 from cfmd import LatentLayout, Slice
-from cfmd.models import CFMD
 from cfmd.metrics import multivariate_r2
+from cfmd.models import CFMD
 
 ARMS = {
     "rmd_paper": {"decoder": "regional", "rmd": {}, "lr": 3e-4},

@@ -65,6 +65,17 @@ def figures(seed: int) -> dict[str, float]:
         other.append(np.corrcoef(pred, truth["pathway"][test, j])[0, 1])
     out["median r own pathway block"] = float(np.median(own))
     out["median r other pathway block"] = float(np.median(other))
+    # the differences the test asserts (computed from the rows above)
+    out["r2 meth - pathway slice -> meth state"] = (
+        out["r2 meth slice -> meth state"] - out["r2 pathway slice -> meth state"]
+    )
+    out["r2 meth - cnv slice -> meth state"] = out["r2 meth slice -> meth state"] - out["r2 cnv slice -> meth state"]
+    out["r2 cnv slice - max other -> cnv"] = out["r2 cnv slice -> cnv"] - out["max r2 other slice -> cnv"]
+    out["median r own - other pathway block"] = out["median r own pathway block"] - out["median r other pathway block"]
+    out["full - rna-only, meth slice -> meth state"] = (
+        out["r2 meth slice -> meth state"] - out["r2 rna-only meth slice -> meth state"]
+    )
+    out["full - rna-only, cnv slice -> cnv"] = out["r2 cnv slice -> cnv"] - out["r2 rna-only cnv slice -> cnv"]
     out["|r| prolif"] = abs(np.corrcoef(full[test, 0], mdata.obs["truth_prolif"].to_numpy()[test])[0, 1])
     return out
 

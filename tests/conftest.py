@@ -50,9 +50,16 @@ def latent_cohort(latent_cohort_session):
 
 #: Fixtures that train a model for tens of seconds on 2 CPU cores: every test that uses one is marked ``slow``
 #: (``make test-fast`` skips them; ``make test`` runs everything).
-SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained"})
+SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained", "owned"})
 #: Docstring examples that train a model (their doctests run in ``make test`` only).
-SLOW_DOCTESTS = frozenset({"cfmd.tl._impute.impute", "cfmd.tl._evaluate.evaluate", "cfmd.tl._fit_latent.fit_latent"})
+SLOW_DOCTESTS = frozenset(
+    {
+        "cfmd.tl._impute.impute",
+        "cfmd.tl._evaluate.evaluate",
+        "cfmd.tl._fit_latent.fit_latent",
+        "cfmd.tl._slice_semantics.slice_semantics",
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):

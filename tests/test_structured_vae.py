@@ -39,6 +39,31 @@ def test_fields_written(fitted):
     assert model.gene_set_coverage_["n_mapped"].min() >= 3
 
 
+# Thresholds of the quality tests below (issue 11), set from the measured spread over training seeds, not guessed.
+# Measured with `python benchmarks/threshold_spread.py --seeds 0 1 2 3 4` on the `fitted` fixture (800 patients x
+# 1,000 genes, 100 epochs, owned slices), 2026-12-01, torch 2.13 CPU / scvi-tools 1.4.2. Rule: threshold = (min over
+# seeds - margin), rounded down to 0.05, where margin = max(0.05, max - min over seeds): a new dependency release
+# moves a figure about as much as a new seed does, so the test allows once more the spread it was measured with.
+# A real regression (a slice that stops meaning what it says, or RNA overwriting an owned slice) moves these
+# figures by far more (without ownership r2 cnv slice -> cnv was 0.57 on a fresh machine).
+#
+# figure                                  seed 0  seed 1  seed 2  seed 3  seed 4    min  margin  threshold
+# r2 meth slice -> meth state              0.986   0.984   0.984   0.988   0.988  0.984   0.050   > 0.90
+# ... minus r2 pathway slice -> meth       0.795   0.796   0.791   0.884   0.830  0.791   0.093   > 0.65
+# ... minus r2 cnv slice -> meth           1.017   1.025   1.043   1.006   1.065  1.006   0.059   > 0.90
+# r2 cnv slice -> cnv                      0.966   0.966   0.966   0.965   0.968  0.965   0.050   > 0.90
+# ... minus max r2 other slice -> cnv      0.948   0.940   0.944   0.947   0.937  0.937   0.050   > 0.85
+# r2 ctx slice -> ctx                      0.594   0.621   0.604   0.603   0.644  0.594   0.050   > 0.50
+# median r own pathway block               0.775   0.778   0.759   0.778   0.785  0.759   0.050   > 0.70
+# ... minus median r other block           0.714   0.690   0.681   0.676   0.646  0.646   0.068   > 0.55
+# |r| prolif                               0.620   0.632   0.707   0.653   0.650  0.620   0.087   > 0.50
+# full - RNA-only, meth slice -> meth      0.532   0.554   0.611   0.558   0.516  0.516   0.095   > 0.40
+# full - RNA-only, cnv slice -> cnv        0.957   0.996   0.976   1.035   1.022  0.957   0.078   > 0.85
+#
+# Previous thresholds (no measured margin): 0.8, 0.4, 0.4, 0.6, 0.4, 0.4, 0.6, 0.4, 0.5, 0.1, 0.3. Every new one
+# is at least as strict.
+
+
 def test_slices_mean_what_they_say(fitted):
     mdata, _, train, test = fitted
     layout = LatentLayout.cfmd328()
@@ -51,15 +76,15 @@ def test_slices_mean_what_they_say(fitted):
 
     # the meth slice predicts the planted methylation state far better than the pathway or cnv slices
     r2_meth = r2("meth", meth_state)
-    assert r2_meth > 0.8
-    assert r2_meth - r2("pathway", meth_state) > 0.4
-    assert r2_meth - r2("cnv", meth_state) > 0.4
+    assert r2_meth > 0.9
+    assert r2_meth - r2("pathway", meth_state) > 0.65
+    assert r2_meth - r2("cnv", meth_state) > 0.9
     # the cnv slice tracks the planted copy-number factors, other slices do not
     r2_cnv = r2("cnv", cnv)
-    assert r2_cnv > 0.6
-    assert r2_cnv - max(r2("meth", cnv), r2("pathway", cnv), r2("residual", cnv)) > 0.4
+    assert r2_cnv > 0.9
+    assert r2_cnv - max(r2("meth", cnv), r2("pathway", cnv), r2("residual", cnv)) > 0.85
     # the ctx slice carries the (RNA-invisible) context factors
-    assert r2("ctx", np.asarray(mdata.obsm["truth_ctx"])) > 0.4
+    assert r2("ctx", np.asarray(mdata.obsm["truth_ctx"])) > 0.5
 
 
 def test_each_pathway_block_tracks_its_pathway(fitted):
@@ -74,15 +99,15 @@ def test_each_pathway_block_tracks_its_pathway(fitted):
         own.append(np.corrcoef(pred, truth[test, k])[0, 1])
         pred_other = LinearRegression().fit(block[train], truth[train, (k + 17) % 50]).predict(block[test])
         other.append(np.corrcoef(pred_other, truth[test, (k + 17) % 50])[0, 1])
-    assert np.median(own) > 0.6
-    assert np.median(own) - np.median(other) > 0.4
+    assert np.median(own) > 0.7
+    assert np.median(own) - np.median(other) > 0.55
 
 
 def test_rna_only_posterior_is_worse_on_meth_and_cnv(fitted):
     mdata, _, train, test = fitted
     layout = LatentLayout.cfmd328()
     full, rna_only = mdata.obsm["X_structured"], mdata.obsm["X_structured_rna_only"]
-    for slice_name, truth_key, margin in [("meth", "truth_meth_state", 0.1), ("cnv", "truth_cnv", 0.3)]:
+    for slice_name, truth_key, margin in [("meth", "truth_meth_state", 0.4), ("cnv", "truth_cnv", 0.85)]:
         truth = np.asarray(mdata.obsm[truth_key])
         r2_full = _held_out_r2(layout.take(full, slice_name), truth, train, test)
         r2_rna = _held_out_r2(layout.take(rna_only, slice_name), truth, train, test)
@@ -158,7 +183,7 @@ def _unchanged(mdata, before_obsm, before_uns):
         (None, {"rna_scale": "zscore"}, "raw counts"),
         (None, {"likelihoods": {"meth": "poisson"}}, "likelihoods"),
         ("negative_counts", {}, "non-negative counts"),
-        ("fractional_counts", {}, "integer raw counts"),
+        ("fractional_counts", {}, "non-integer value"),  # message of _expression.check_expression_scale
         ("nan_counts", {}, "finite"),
         ("all_nan_feature", {}, "all-NaN feature"),
         ("beta_out_of_range", {}, "beta values"),

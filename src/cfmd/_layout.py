@@ -240,6 +240,157 @@ class LatentLayout:
             ]
         )
 
+    @classmethod
+    def adapted_to(
+        cls,
+        mdata: MuData,
+        *,
+        modalities: Mapping[str, str],
+        base: LatentLayout | None = None,
+        rna_key: str = "rna",
+        gene_sets: Mapping[str, Sequence[str]] | None = None,
+        pathway_slice: str | None = "pathway",
+        prolif_slice: str | None = "prolif",
+        rna_slices: Sequence[str] = ("residual",),
+        drop_unowned: bool = False,
+    ) -> LatentLayout:
+        """``base`` (default :meth:`cfmd328`) with the slices the data cannot define taken out.
+
+        - Pathway blocks whose gene set has no gene in ``mdata[rna_key]`` (matched on ``var['gene_symbol']``,
+          else ``var_names``) are dropped, with a warning naming them; the pathway slice keeps the same width per
+          block. With no block left, the pathway slice is dropped.
+        - The proliferation slice is dropped (warning) when no gene of the shipped proliferation signature is
+          present.
+        - Every other slice must be owned by a modality present in ``mdata``: a key of ``modalities`` (``{slice:
+          modality}``) whose modality is in ``mdata.mod``, or one of ``rna_slices`` (slices RNA defines alone).
+          A slice owned by no present modality is an error naming it, or, with ``drop_unowned=True``, dropped
+          with a warning.
+
+        The remaining slices are packed contiguously in their original order (strategies and groups kept). When
+        nothing is dropped the result equals ``base``.
+
+        Parameters
+        ----------
+        mdata
+            MuData with RNA under ``rna_key`` and the modalities named in ``modalities``.
+        modalities
+            ``{latent slice: modality}``, as given to :meth:`cfmd.models.StructuredVAE.setup_mudata`.
+        base
+            Layout to adapt (default :meth:`cfmd328`).
+        rna_key
+            Modality with RNA.
+        gene_sets
+            Gene sets of the pathway blocks (default: the shipped Hallmark sets).
+        pathway_slice, prolif_slice
+            Names of the pathway and proliferation slices in ``base`` (``None``: no such role).
+        rna_slices
+            Further slices defined by RNA alone (need no owner).
+        drop_unowned
+            Drop slices owned by no present modality instead of raising.
+
+        Returns
+        -------
+        The adapted layout.
+
+        Examples
+        --------
+        >>> import cfmd
+        >>> mdata = cfmd.datasets.synthetic_cohort(n_patients=30, n_genes=250)
+        >>> layout = cfmd.LatentLayout.adapted_to(mdata, modalities={"meth": "meth", "cnv": "cnv"}, drop_unowned=True)
+        >>> "ctx" in layout, layout.n_dims
+        (False, 297)
+        """
+        import warnings
+
+        from .datasets import hallmark_gene_sets, proliferation_signature
+
+        base = cls.cfmd328() if base is None else base
+        if not isinstance(base, LatentLayout):
+            raise InvalidInputError(f"`base` must be a cfmd.LatentLayout or None; got {type(base).__name__}.")
+        if not isinstance(modalities, Mapping):
+            raise InvalidInputError("`modalities` must map latent slice names to modality names.")
+        mods = getattr(mdata, "mod", None)
+        if not isinstance(mods, Mapping) or rna_key not in mods:
+            raise InvalidInputError(
+                f"`mdata` must be a MuData with an RNA modality {rna_key!r}"
+                + (f"; it has {describe_examples(list(mods))}." if isinstance(mods, Mapping) else ".")
+            )
+        rna = mods[rna_key]
+        symbols = set(
+            (rna.var["gene_symbol"] if "gene_symbol" in rna.var else rna.var_names).dropna().astype(str).tolist()
+        )
+        unknown = [name for name in modalities if name not in base]
+        if unknown:
+            raise InvalidInputError(
+                f"`modalities` names slice(s) {describe_examples(unknown)} absent from the layout (slices: {base.names})."
+            )
+        ownerless = [
+            s.name
+            for s in base
+            if s.name not in (pathway_slice, prolif_slice, *rna_slices)
+            and (s.name not in modalities or modalities[s.name] not in mods)
+        ]
+        if ownerless and not drop_unowned:
+            details = ", ".join(
+                f"{n!r} ({base[n].dim} dims" + (f", modality {modalities[n]!r} absent)" if n in modalities else ")")
+                for n in ownerless
+            )
+            raise InvalidInputError(
+                f"Latent slice(s) {details} are owned by no modality present in mdata (modalities: "
+                f"{describe_examples(list(mods))}; `modalities` = {dict(modalities)}). Map each to a modality, or pass "
+                "`drop_unowned=True` to drop them."
+            )
+        kept: list[tuple[str, int, str, tuple[str, ...]]] = []
+        dropped: list[str] = []
+        for s in base:
+            if s.name in ownerless:
+                dropped.append(s.name)
+                continue
+            if s.name == prolif_slice and not symbols & set(proliferation_signature()):
+                warnings.warn(
+                    f"LatentLayout.adapted_to: slice {s.name!r} dropped: no proliferation-signature gene in "
+                    f"mdata[{rna_key!r}].",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                dropped.append(s.name)
+                continue
+            if s.name == pathway_slice:
+                sets = dict(gene_sets) if gene_sets is not None else hallmark_gene_sets()
+                groups = list(s.groups) or list(sets)
+                if s.dim % len(groups):
+                    raise InvalidInputError(f"The pathway slice's {s.dim} dims do not split into {len(groups)} blocks.")
+                width = s.dim // len(groups)
+                empty = [g for g in groups if not symbols & set(sets.get(g, ()))]
+                if empty:
+                    warnings.warn(
+                        f"LatentLayout.adapted_to: {len(empty)} of {len(groups)} pathway block(s) dropped, no gene of "
+                        f"their set in mdata[{rna_key!r}]: {', '.join(empty)}.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                left = tuple(g for g in groups if g not in empty)
+                if not left:
+                    dropped.append(s.name)
+                    continue
+                kept.append((s.name, width * len(left), s.strategy, left))
+                continue
+            kept.append((s.name, s.dim, s.strategy, s.groups))
+        if ownerless:
+            warnings.warn(
+                f"LatentLayout.adapted_to: slice(s) {', '.join(repr(n) for n in ownerless)} dropped: owned by no "
+                "modality present in mdata.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if not kept:
+            raise InvalidInputError("LatentLayout.adapted_to: no slice of the layout can be defined by this data.")
+        slices, start = [], 0
+        for name, dim, strategy, groups in kept:
+            slices.append(Slice(name, start, start + dim, strategy, groups))
+            start += dim
+        return cls(slices)
+
     # ------------------------------------------------------------------ container protocol
     def __iter__(self) -> Iterator[Slice]:
         return iter(self._slices)

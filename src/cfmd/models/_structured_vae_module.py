@@ -149,6 +149,16 @@ class StructuredVAEModule(BaseModuleClass):
         Weight of the proliferation supervision (squared error, per patient).
     nonnegative_pathways
         Constrain pathway-block decoder weights to be non-negative (each block co-regulates its gene set).
+    slice_ownership
+        Each modality owns its slice: in the joint posterior, the dimensions of a slice whose modality is observed
+        combine only that modality's expert and the prior; the RNA expert's precision on them counts only when
+        the owner is missing (or not allowed, e.g. in the RNA-only posterior). ``False``: the RNA expert joins
+        the product on every dimension (the behaviour before ownership; the default here so that model folders
+        saved before the option load unchanged; :class:`~cfmd.models.StructuredVAE` passes ``True``).
+    rna_match_weight
+        With ``slice_ownership``, weight of a stop-gradient KL from the owner-determined joint posterior of each
+        owned slice to the RNA-only posterior of that slice (patients with the owner only), which trains the RNA
+        expert to predict the owned slices it no longer writes into.
     """
 
     def __init__(
@@ -181,8 +191,12 @@ class StructuredVAEModule(BaseModuleClass):
         rna_only_weight: float = 0.5,
         prolif_weight: float = 5.0,
         nonnegative_pathways: bool = True,
+        slice_ownership: bool = False,
+        rna_match_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.slice_ownership = bool(slice_ownership)
+        self.rna_match_weight = float(rna_match_weight)
         self.n_genes, self.n_latent = n_genes, n_latent
         self.rna_likelihood = rna_likelihood
         self.modalities = list(modalities)
@@ -323,12 +337,14 @@ class StructuredVAEModule(BaseModuleClass):
         Returns
         -------
         ``qz_m``/``qz_v`` (joint posterior), ``qz_rna_m``/``qz_rna_v`` (RNA-only posterior), samples ``z``
-        and ``z_rna``, ``library``, the standardised RNA ``rna_standardised``, and per-modality presence
-        masks ``present``.
+        and ``z_rna``, ``library``, the standardised RNA ``rna_standardised``, per-modality presence
+        masks ``present`` and ``owned`` (``(batch, n_latent)`` 0/1: dimensions an observed, allowed modality owns,
+        on which the RNA expert is left out of the joint posterior when ``slice_ownership``).
         """
         standardised, library = self.rna_features(x)
         rna_mean, rna_log_var = self.rna_expert(standardised)
         ones = torch.ones_like(rna_mean)
+        owned = torch.zeros_like(rna_mean)
         means, log_vars, weights = [rna_mean], [rna_log_var], [ones]
         present_masks = {}
         allowed = None if use_modalities is None else set(use_modalities)
@@ -344,9 +360,12 @@ class StructuredVAEModule(BaseModuleClass):
             mean[:, spec.slice_start : spec.slice_stop] = mean_s
             log_var[:, spec.slice_start : spec.slice_stop] = log_var_s
             weight[:, spec.slice_start : spec.slice_stop] = present.float()[:, None]
+            owned[:, spec.slice_start : spec.slice_stop] = present.float()[:, None]
             means.append(mean)
             log_vars.append(log_var)
             weights.append(weight)
+        if self.slice_ownership:  # the owner (and the prior) alone determine an observed owned slice
+            weights[0] = ones - owned
         qz_m, qz_v = product_of_experts(means, log_vars, weights)
         qz_rna_m, qz_rna_v = product_of_experts(means[:1], log_vars[:1], weights[:1])
         z = qz_m + qz_v.sqrt() * torch.randn_like(qz_m)
@@ -361,6 +380,7 @@ class StructuredVAEModule(BaseModuleClass):
             "library": library,
             "rna_standardised": standardised,
             "present": present_masks,
+            "owned": owned,
         }
 
     def decode_rna(self, z: torch.Tensor, cancer_type: torch.Tensor | None = None) -> torch.Tensor:
@@ -458,13 +478,35 @@ class StructuredVAEModule(BaseModuleClass):
                 prolif_loss = prolif_loss + weight * (inference_outputs[key][:, self.prolif_index] - target) ** 2
             metrics["prolif_mse"] = ((inference_outputs["qz_m"][:, self.prolif_index] - target) ** 2).mean()
             terms["prolif_supervision"] = self.prolif_weight * prolif_loss
-        loss = (total_reconstruction + kl_weight * kl + self.prolif_weight * prolif_loss).mean()
+        match = torch.zeros_like(kl)
+        if self.slice_ownership and self.rna_match_weight > 0:
+            # stop-gradient: the owner-determined posterior is the target, only the RNA expert moves
+            owned = inference_outputs["owned"]
+            match = (
+                owned
+                * _kl_normal(
+                    inference_outputs["qz_m"].detach(),
+                    inference_outputs["qz_v"].detach(),
+                    inference_outputs["qz_rna_m"],
+                    inference_outputs["qz_rna_v"],
+                )
+            ).sum(-1)
+            metrics["rna_match_kl"] = match.mean()
+            terms["rna_match"] = self.rna_match_weight * match
+        loss = (
+            total_reconstruction + kl_weight * kl + self.prolif_weight * prolif_loss + self.rna_match_weight * match
+        ).mean()
         return LossOutput(loss=loss, reconstruction_loss=terms, kl_local=kl, extra_metrics=metrics)
 
     @torch.inference_mode()
     def sample(self, *args, **kwargs):  # pragma: no cover - not part of the public API
         """Not implemented: the model is used for its latent, not for generation."""
         raise NotImplementedError("StructuredVAE does not implement posterior predictive sampling.")
+
+
+def _kl_normal(m1: torch.Tensor, v1: torch.Tensor, m2: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """Element-wise KL(N(m1, v1) || N(m2, v2))."""
+    return 0.5 * (torch.log(v2) - torch.log(v1) + (v1 + (m1 - m2) ** 2) / v2 - 1.0)
 
 
 def _kl_standard_normal(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Plotting: latent UMAPs, leave-one-chromosome-out bars, reconstruction-utility scatters, per-slice R^2.
+"""Plotting: latent UMAPs, leave-one-chromosome-out bars, reconstruction-utility scatters, per-slice R^2, semantics.
 
 Every function follows one convention (:mod:`cfmd.pl._base`): keyword-only ``ax``, ``figsize``, ``dpi``,
 ``return_fig`` and ``save``; colour-blind-safe Okabe-Ito colours; inputs are the tidy tables :mod:`cfmd.tl`
@@ -10,5 +10,6 @@ from ._latent_umap import latent_umap
 from ._loco import loco
 from ._reconstruction_utility import reconstruction_utility
 from ._slice_r2 import slice_r2
+from ._slice_semantics import slice_semantics
 
-__all__ = ["OKABE_ITO", "latent_umap", "loco", "reconstruction_utility", "slice_r2"]
+__all__ = ["OKABE_ITO", "latent_umap", "loco", "reconstruction_utility", "slice_r2", "slice_semantics"]

@@ -16,6 +16,7 @@ from ._impute import impute
 from ._latent_umap import latent_umap, umap_key
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
+from ._slice_semantics import slice_semantics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "impute",
     "latent_umap",
     "umap_key",
+    "slice_semantics",
     "split_patients",
 ]
 

@@ -55,9 +55,17 @@ def fit_latent(
     mdata
         MuData with RNA for every patient; other modalities may cover subsets of patients.
     layout
-        Latent layout (default :meth:`~cfmd.LatentLayout.cfmd328`).
-    rna_key, rna_layer, rna_scale, modalities, likelihoods, cancer_type_key
+        Latent layout. Default: :meth:`~cfmd.LatentLayout.cfmd328` when the data define all of it, else that
+        layout adapted to the data by :meth:`~cfmd.LatentLayout.adapted_to` (said in a log line): pathway blocks
+        with no gene in the RNA and a proliferation slice without signature genes are dropped (warnings naming
+        them); with ``modalities=None``, slices whose default modality is absent (e.g. ``ctx`` without ``mut``)
+        are dropped, while with explicit ``modalities`` a slice left without an owner is an error naming it.
+        Roles (``pathway_slice``, ``prolif_slice``, ``residual_slice``) whose slice was dropped are switched off.
+    rna_key, rna_layer, rna_scale, likelihoods, cancer_type_key
         Passed to :meth:`~cfmd.models.StructuredVAE.setup_mudata`.
+    modalities
+        ``{latent slice: modality}`` (passed to :meth:`~cfmd.models.StructuredVAE.setup_mudata`). Default: those
+        of ``{"meth": "meth", "cnv": "cnv", "ctx": "mut"}`` whose modality is in ``mdata``.
     split_key
         ``mdata.obs`` column with the patient split; ``None`` or a missing column: train on everyone.
     key_added
@@ -88,7 +96,8 @@ def fit_latent(
     ``.uns[f"{key_added}_layout"]``
         The layout (:meth:`LatentLayout.to_dict <cfmd.LatentLayout.to_dict>`).
     ``.uns[key_added]``
-        Parameters: model class, RNA scale, modalities, epochs trained, seed, keys written.
+        Parameters: model class, RNA modality, layer (``""`` for ``.X``) and scale, modalities, epochs trained,
+        seed, keys written.
 
     Examples
     --------
@@ -109,8 +118,7 @@ def fit_latent(
     rna_only_key_added = rna_only_key_added or f"{key_added}_rna_only"
     if rna_only_key_added == key_added:
         raise InvalidInputError("`rna_only_key_added` must differ from `key_added`.")
-    layout = layout if layout is not None else LatentLayout.cfmd328()
-    if not isinstance(layout, LatentLayout):
+    if layout is not None and not isinstance(layout, LatentLayout):
         raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout; got {type(layout).__name__}.")
     with unchanged_on_error(mdata), quiet_scvi_logging():
         return _fit_latent(
@@ -134,6 +142,7 @@ def fit_latent(
             devices=devices,
             model_kwargs=dict(model_kwargs or {}),
             train_kwargs=dict(train_kwargs or {}),
+            given_modalities=modalities is not None,
         )
 
 
@@ -163,17 +172,27 @@ def _fit_latent(
     devices: int | str,
     model_kwargs: dict,
     train_kwargs: dict,
+    given_modalities: bool = True,
 ) -> StructuredVAE:
     """The body of :func:`fit_latent`, run inside :func:`~cfmd._transaction.unchanged_on_error`."""
     import scvi
 
     from .._logging import logger
     from ..models import StructuredVAE
-    from ..models._structured_vae import DEFAULT_MODALITIES, check_layout_roles
+    from ..models._structured_vae import DEFAULT_MODALITIES, _validate_setup, check_layout_roles
     from ._split import split_indices
 
     # every check that needs no registration runs before scvi-tools writes into mdata.uns
-    check_layout_roles(layout, DEFAULT_MODALITIES if modalities is None else modalities, model_kwargs)
+    if modalities is None:
+        modalities = {name: mod for name, mod in DEFAULT_MODALITIES.items() if mod in mdata.mod}
+    if layout is None:
+        _validate_setup(
+            mdata, rna_key, rna_layer, rna_scale, dict(modalities), dict(likelihoods or {}), cancer_type_key
+        )
+        layout, model_kwargs = _default_layout(
+            mdata, rna_key=rna_key, modalities=modalities, explicit=given_modalities, model_kwargs=model_kwargs
+        )
+    check_layout_roles(layout, modalities, model_kwargs)
     indexing, train = None, None
     if split_key is not None and split_key in mdata.obs:
         parts = split_indices(mdata, split_key)
@@ -234,6 +253,7 @@ def _fit_latent(
     mdata.uns[key_added] = {
         "model": "StructuredVAE",
         "rna_key": rna_key,
+        "rna_layer": rna_layer or "",
         "rna_scale": rna_scale,
         "modality_slices": np.array(list(model.slice_modalities), dtype=object),
         "modality_names": np.array(list(model.slice_modalities.values()), dtype=object),
@@ -244,3 +264,47 @@ def _fit_latent(
         "n_patients_with_latent": int(np.isfinite(latent[:, 0]).sum()),
     }
     return model
+
+
+_ROLES = {"pathway_slice": "pathway", "prolif_slice": "prolif", "residual_slice": "residual"}
+
+
+def _default_layout(
+    mdata: MuData, *, rna_key: str, modalities: Mapping[str, str], explicit: bool, model_kwargs: dict
+) -> tuple[LatentLayout, dict]:
+    """The default layout for this data (``cfmd328``, adapted when it does not fit) and the model's roles."""
+    import warnings
+
+    from .._logging import logger
+
+    base = LatentLayout.cfmd328()
+    roles = {role: model_kwargs.get(role, default) for role, default in _ROLES.items()}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        layout = LatentLayout.adapted_to(
+            mdata,
+            modalities=modalities,
+            rna_key=rna_key,
+            gene_sets=model_kwargs.get("gene_sets"),
+            pathway_slice=roles["pathway_slice"],
+            prolif_slice=roles["prolif_slice"],
+            rna_slices=tuple(r for r in (roles["residual_slice"],) if r is not None),
+            drop_unowned=not explicit,
+        )
+    for w in caught:  # re-issued from here so that the caller sees them once, at its own call site
+        warnings.warn(str(w.message), w.category, stacklevel=4)
+    if layout == base:
+        return layout, model_kwargs
+    dropped = [s.name for s in base if s.name not in layout]
+    logger.info(
+        "fit_latent: the default layout (cfmd328) does not fit the data; using LatentLayout.adapted_to(...): "
+        "%d dims (%s)%s.",
+        layout.n_dims,
+        ", ".join(f"{s.name} {s.dim}" for s in layout),
+        f", dropped {', '.join(dropped)}" if dropped else "",
+    )
+    model_kwargs = dict(model_kwargs)
+    for role, name in roles.items():
+        if name is not None and name not in layout:
+            model_kwargs[role] = None
+    return layout, model_kwargs
