@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _helpers import assert_mudata_unchanged
+from _helpers import assert_mudata_unchanged, snapshot
 
 import cfmd
 from cfmd import InvalidInputError, LatentLayout
@@ -114,7 +114,7 @@ def test_bad_inputs_named_before_work(trained):
         model.generate(n_samples=0)
     with pytest.raises(InvalidInputError, match="not conditions of this model"):
         model.generate(conditions=["geneformer"])
-    before = mdata.copy()
+    before = snapshot(mdata)
     with pytest.raises(InvalidInputError, match="`fill`"):
         cfmd.tl.generate(mdata, model=model, fill="some")
     with pytest.raises(InvalidInputError, match="`model` must be one of"):
@@ -187,7 +187,7 @@ def test_decode_writes_an_imputed_modality(tmp_path):
     model = LatentDiffusion(mdata, target="meth", conditions=["rna"], seed=0, **TINY)
     model.train(max_epochs=3, validate_every=3)
     cfmd.tl.generate(mdata, model=model, key_added="X_gen", n_samples=2)
-    before = mdata.copy()
+    before = snapshot(mdata)
     with pytest.raises(InvalidInputError, match="`modality`"):
         cfmd.tl.decode(mdata, latent_key="X_gen", vae=vae, modality="rppa")
     assert_mudata_unchanged(before, mdata)

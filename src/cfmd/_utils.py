@@ -51,3 +51,23 @@ def quiet_scvi_logging() -> Iterator[None]:
         yield
     finally:
         scvi_logger.setLevel(level)
+
+
+def import_diffusers():
+    """``diffusers``' scheduler and time embedding, imported without its import-time changes to warning filters.
+
+    Importing diffusers adds entries to Python's global warning filters; cfmd changes no global setting of other
+    packages, so the import runs inside :func:`warnings.catch_warnings`, which restores the filters afterwards.
+
+    Returns
+    -------
+    A namespace with ``DDPMScheduler`` and ``get_timestep_embedding``.
+    """
+    import warnings
+    from types import SimpleNamespace
+
+    with warnings.catch_warnings():
+        from diffusers import DDPMScheduler
+        from diffusers.models.embeddings import get_timestep_embedding
+
+    return SimpleNamespace(DDPMScheduler=DDPMScheduler, get_timestep_embedding=get_timestep_embedding)

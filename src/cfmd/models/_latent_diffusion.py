@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.data._constants import _SETUP_ARGS_KEY
@@ -25,6 +24,7 @@ from torch import nn
 
 from .._layout import LatentLayout
 from .._logging import logger
+from .._utils import import_diffusers
 from .._validation import InvalidInputError, check_positive_int, describe_examples
 from ._cfmd_module import log_normalise
 from ._io import SafeIOMixin
@@ -179,9 +179,9 @@ class LatentDiffusionModule(BaseModuleClass):
         }
 
     # ------------------------------------------------------------------ schedule
-    def make_scheduler(self) -> DDPMScheduler:
+    def make_scheduler(self):
         """A fresh :class:`diffusers.DDPMScheduler` with this module's schedule."""
-        return DDPMScheduler(**self.scheduler_config)
+        return import_diffusers().DDPMScheduler(**self.scheduler_config)
 
     @property
     def predicted_slices(self) -> list[str]:

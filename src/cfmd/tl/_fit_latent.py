@@ -183,6 +183,11 @@ def _fit_latent(
     from ._split import split_indices
 
     # every check that needs no registration runs before scvi-tools writes into mdata.uns
+    if mdata.n_obs < MIN_TRAINING_PATIENTS + 1:
+        raise InvalidInputError(
+            f"mdata has {mdata.n_obs} patient(s) (mdata.n_obs); fit_latent needs at least "
+            f"{MIN_TRAINING_PATIENTS + 1} (training patients plus one to monitor training)."
+        )
     if modalities is None:
         modalities = {name: mod for name, mod in DEFAULT_MODALITIES.items() if mod in mdata.mod}
     if layout is None:
@@ -213,11 +218,6 @@ def _fit_latent(
             split_key,
         )
     else:
-        if mdata.n_obs < MIN_TRAINING_PATIENTS + 1:
-            raise InvalidInputError(
-                f"mdata has {mdata.n_obs} patient(s) (mdata.n_obs); fit_latent needs at least "
-                f"{MIN_TRAINING_PATIENTS + 1} (training patients plus one to monitor training)."
-            )
         logger.info("fit_latent: no split column %r; training transductively on all patients.", split_key)
 
     scvi.settings.seed = seed

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
+
+from ..._utils import import_diffusers
 
 __all__ = ["ConditionalNoiseMLP", "StackedNoiseTrunks"]
 
@@ -71,7 +72,9 @@ class ConditionalNoiseMLP(nn.Module):
 
     def embed_time(self, t: torch.Tensor) -> torch.Tensor:
         """``(batch,)`` integer timesteps -> ``(batch, time_embedding_dim)`` (sinusoid, dense, ReLU)."""
-        sinusoid = get_timestep_embedding(t.reshape(-1), self.time_embedding_dim, flip_sin_to_cos=False)
+        sinusoid = import_diffusers().get_timestep_embedding(
+            t.reshape(-1), self.time_embedding_dim, flip_sin_to_cos=False
+        )
         return torch.relu(self.time_dense(sinusoid.to(self.time_dense.weight.dtype)))
 
     def embed_conditions(
@@ -178,7 +181,9 @@ class StackedNoiseTrunks:
     def predict(self, x: torch.Tensor, t: torch.Tensor, condition_bias: torch.Tensor) -> torch.Tensor:
         """``x`` ``(batch, F)``, one timestep ``t``, :meth:`condition_bias` -> predicted noise ``(M, batch, F)``."""
         n_members = condition_bias.shape[0]
-        sinusoid = get_timestep_embedding(t.reshape(-1)[:1], self.time_embedding_dim, flip_sin_to_cos=False)
+        sinusoid = import_diffusers().get_timestep_embedding(
+            t.reshape(-1)[:1], self.time_embedding_dim, flip_sin_to_cos=False
+        )
         t_emb = torch.relu(torch.baddbmm(self.time_b, sinusoid.expand(n_members, -1, -1), self.time_w))  # (M, 1, s)
         w_x, w_t, _ = self.layers[0]
         h = torch.baddbmm(condition_bias, x.expand(n_members, -1, -1), w_x)
