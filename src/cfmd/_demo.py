@@ -208,8 +208,6 @@ def run_demo(
                     "early_stopping_patience": settings.early_stopping_patience,
                 },
             )
-        epochs = model.history["train_loss_epoch"].shape[0] if "train_loss_epoch" in model.history else "?"
-        logger.info("        %s epochs trained (best validation state restored)", epochs)
         results[label] = mdata.obsm[key]
 
     progress("per-slice R^2 on the held-out test patients")
