@@ -31,24 +31,18 @@ import numpy as np
 import pandas as pd
 
 import cfmd
+from cfmd.tl._slice_semantics import SEMANTICS_COLUMNS
 
+#: The table's columns: cohort and model, then those of cfmd.tl.slice_semantics (less the modality, which the slice
+#: names, and the training-side diagnostics).
 COLUMNS = [
     "cohort",
     "model",
-    "slice",
-    "n_dims",
-    "n_features",
-    "n_test",
-    "r2_slice_to_modality",
-    "r2_pca_ceiling",
-    "fraction_of_ceiling",
-    "r2_rna_to_slice",
-    "r2_rna_to_modality",
-    "r2_rna_to_pca",
-    "rna_excess",
-    "r2_rna_only_vs_full",
-    "rna_only_excess",
-    "passes",
+    *(
+        c
+        for c in SEMANTICS_COLUMNS
+        if c not in ("modality", "n_train", "train_r2_slice_to_modality", "train_r2_rna_to_modality")
+    ),
 ]
 
 
