@@ -19,6 +19,10 @@ LOCK := ci/constraints.txt
 TORCH_PIN := ci/torch.txt
 PIP_TORCH_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 PYTEST_OPTS ?=
+# Test processes (pytest-xdist): one per CPU core, at most 4 (each holds torch + scvi-tools, ~1 GB);
+# PYTEST_WORKERS=0 runs everything in one process (e.g. for --pdb).
+PYTEST_WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(min(4, n or 1))")
+PYTEST := -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-fast test-latest lint docs bench lock clean-venv
 
@@ -35,13 +39,13 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs/conf.py
 
-# The whole suite (CI): about 5 minutes on 2 quiet CPU cores.
+# The whole suite (CI): at most 5 minutes on 2 quiet CPU cores.
 test: lint
-	$(BIN)/python -m pytest -q $(PYTEST_OPTS)
+	$(BIN)/python $(PYTEST) $(PYTEST_OPTS)
 
 # The edit-run loop: everything but the training-heavy tests (@pytest.mark.slow), under a minute.
 test-fast: lint
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_OPTS)
+	$(BIN)/python $(PYTEST) -m "not slow" $(PYTEST_OPTS)
 
 # The newest releases allowed by pyproject.toml (torch still pinned): shows dependency drift before a user meets it.
 test-latest:
@@ -52,7 +56,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade -c $(TORCH_PIN) -e ".[test,doc]"
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/resolved.txt
 	diff <(grep -v '^#' $(LOCK)) <(sed 's/+cpu$$//' $(LATEST_VENV)/resolved.txt) || true
-	$(LATEST_VENV)/bin/python -m pytest -q $(PYTEST_OPTS)
+	$(LATEST_VENV)/bin/python $(PYTEST) $(PYTEST_OPTS)
 
 # Refresh the lock file from today's newest releases (then run `make test` and commit ci/constraints.txt).
 lock:

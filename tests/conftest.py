@@ -11,6 +11,24 @@ from pathlib import Path
 
 import pytest
 
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core), give each worker its share of the cores.
+
+    Without it every worker's torch/BLAS would start one thread per core, and on 2 cores two workers would fight over
+    four threads. Set before torch is imported (it reads the variables once); subprocesses a test starts inherit them.
+    A variable the caller set is left alone.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = str(max(1, cores // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+
+
+_share_the_cores_between_workers()
+
 SHARED_DIR = Path(os.environ.get("CFMD_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
@@ -48,9 +66,9 @@ def latent_cohort(latent_cohort_session):
     return latent_cohort_session.copy()
 
 
-#: Fixtures that train a model for tens of seconds on 2 CPU cores: every test that uses one is marked ``slow``
-#: (``make test-fast`` skips them; ``make test`` runs everything).
-SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained", "owned"})
+#: Fixtures that take seconds to tens of seconds on 2 CPU cores (they train a model, or compile UMAP's numba kernels):
+#: every test that uses one is marked ``slow`` (``make test-fast`` skips them; ``make test`` runs everything).
+SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained", "owned", "umap_mdata", "scanpy_umap_cohort"})
 #: Docstring examples that train a model (their doctests run in ``make test`` only).
 SLOW_DOCTESTS = frozenset(
     {

@@ -276,6 +276,7 @@ def test_what_the_training_stack_prints_goes_to_stderr(capsys, tmp_path, cohort_
 
 
 # ---------------------------------------------------------------------------------------------- impute
+@pytest.mark.slow
 def test_impute_trains_saves_and_applies_a_model(capsys, tmp_path, cohort_file):
     trained, model = tmp_path / "trained.h5mu", tmp_path / "model"
     argv = ["impute", cohort_file, "--out", trained, "--save-model", model, "--max-epochs", "1", "--fill", "all"]
@@ -391,6 +392,7 @@ def test_benchmark_figures_and_report_with_loco(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- demo
+@pytest.mark.slow
 def test_demo_figures_on_a_small_result(tmp_path, results_mdata, fake_latent_umap):
     mdata = results_mdata.copy()
     figures = demo_figures(mdata, tmp_path, n_boot=50)
@@ -418,6 +420,7 @@ def test_demo_figures_on_a_small_result(tmp_path, results_mdata, fake_latent_uma
     assert set(figures.paths) == {"latent_umap", "slice_r2"} and "no event" in figures.skipped["reconstruction_utility"]
 
 
+@pytest.mark.slow
 def test_demo_command_wraps_run_demo(capsys, tmp_path, results_mdata, monkeypatch, fake_latent_umap):
     calls = []
     defaults = inspect.signature(_demo.run_demo).parameters

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 _PROBE = textwrap.dedent(
@@ -33,6 +35,7 @@ _PROBE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter imports scvi, lightning and cfmd: ~10 s
 def test_import_changes_no_global_setting():
     env = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     out = subprocess.run(
