@@ -50,7 +50,7 @@ def latent_cohort(latent_cohort_session):
 
 #: Fixtures that train a model for tens of seconds on 2 CPU cores: every test that uses one is marked ``slow``
 #: (``make test-fast`` skips them; ``make test`` runs everything).
-SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained", "owned"})
+SLOW_FIXTURES = frozenset({"latent_cohort_session", "fitted", "trained", "owned", "oracle", "two_models"})
 #: Docstring examples that train a model (their doctests run in ``make test`` only).
 SLOW_DOCTESTS = frozenset(
     {

@@ -1,0 +1,71 @@
+"""``cfmd prioritize``: help, errors and a run on a tiny cohort with planted generations (issue 16)."""
+
+from __future__ import annotations
+
+import argparse
+
+import mudata
+import pytest
+from test_cli import assert_one_error_line, run
+from test_prioritize_assays import oracle_cohort
+
+from cfmd import _cli
+from cfmd._cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from cfmd._cli._prioritize import PRIORITIZE_OPTIONS, prioritize_defaults
+
+QUICK = ["--generated-key", "X_gen", "--n-repeats", "2", "--n-random", "2", "--n-steps", "5"]
+
+
+@pytest.fixture(scope="module")
+def generated_file(tmp_path_factory):
+    """The oracle cohort of test_prioritize_assays (generations planted, no training) as .h5mu. Do not modify."""
+    mdata, _ = oracle_cohort(200, seed=3)
+    path = tmp_path_factory.mktemp("prioritize") / "generated.h5mu"
+    mdata.write(path)
+    return path
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    parser = _cli.build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    target = action.choices["prioritize"]
+    code, out, err = run(capsys, "prioritize", "--help")
+    assert code == EXIT_OK and err == ""
+    for option in [a for a in target._actions if a.option_strings and a.dest != "help"]:
+        assert any(flag in out for flag in option.option_strings), option.option_strings
+        assert ("required" if option.required else "default") in option.help, option.option_strings
+    defaults = prioritize_defaults()
+    for name in PRIORITIZE_OPTIONS:  # the command's defaults are the library's
+        assert target.get_default(name) == defaults[name], name
+    assert "exit codes:" in out and "examples:" in out
+
+
+def test_prioritize_writes_results_figure_and_summary(capsys, tmp_path, generated_file):
+    out, figure = tmp_path / "out.h5mu", tmp_path / "curve.png"
+    code, stdout, _ = run(capsys, "-q", "prioritize", generated_file, "--out", out, "--figure", figure, *QUICK)
+    assert code == EXIT_OK, stdout
+    lines = stdout.strip().splitlines()
+    assert (
+        lines[0].startswith("| modality | metric") and lines[2].startswith("| meth | c_index") and lines[-1] == str(out)
+    )
+    result = mudata.read_h5mu(out)
+    stored = result.uns["cfmd_prioritize"]
+    assert stored["settings"]["n_repeats"] == 2 and set(stored["curves"]["strategy"]) == {"informed", "random"}
+    assert result.obs["cfmd_prioritize_score"].notna().sum() == stored["settings"]["n_test"]
+    assert figure.stat().st_size > 0
+    code, _, err = run(capsys, "-q", "prioritize", generated_file, "--out", out, *QUICK)
+    assert code == 4 and "--overwrite" in err  # the output exists
+
+
+def test_prioritize_errors(capsys, tmp_path, generated_file):
+    code, _, err = run(capsys, "-q", "prioritize", generated_file, "--out", tmp_path / "o.h5mu", "--n-repeats", "2")
+    assert code == EXIT_INPUT
+    assert_one_error_line(err, "X_diffusion_samples")  # default key: no generations there, and how to get them
+    code, _, err = run(capsys, "prioritize", generated_file, "--out", tmp_path / "o.h5mu", "--task", "classification")
+    assert code == EXIT_USAGE and "--label-key" in err
+    code, _, err = run(capsys, "prioritize", generated_file, "--out", tmp_path / "o.h5mu", "--n-repeats", "1")
+    assert code == EXIT_USAGE
+    code, _, err = run(capsys, "-q", "prioritize", generated_file, "--out", tmp_path / "o.h5mu", *QUICK,
+                       "--modality", "rppa")  # fmt: skip
+    assert code == EXIT_INPUT
+    assert_one_error_line(err, "rppa")
