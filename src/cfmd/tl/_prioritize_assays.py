@@ -531,9 +531,8 @@ def _prioritize(mdata, *, modality, generated_key, task, label_key, time_key, ev
     summary_table["strategy"] = pd.Categorical(summary_table["strategy"], categories=["informed", "random"])
     per_type = pd.DataFrame(
         [
-            {"cancer_type": t, "n_patients": int(members[t].size), "none": np.nanmean(v["none"]),
-             "all": np.nanmean(v["all"]), "area_informed": np.nanmean(v["informed"]),
-             "area_random": np.nanmean(v["random"])}
+            {"cancer_type": t, "n_patients": int(members[t].size), "none": _mean(v["none"]),
+             "all": _mean(v["all"]), "area_informed": _mean(v["informed"]), "area_random": _mean(v["random"])}
             for t, v in by_type.items() if v["none"]
         ],
         columns=["cancer_type", "n_patients", "none", "all", "area_informed", "area_random"],
@@ -580,6 +579,13 @@ def _prioritize(mdata, *, modality, generated_key, task, label_key, time_key, ev
         "Wilcoxon p = %.3g over %d repeats.",
         model.metric_name, n_test, mean_diff, low_diff, high_diff, p_wilcoxon, n_repeats,
     )  # fmt: skip
+
+
+def _mean(values) -> float:
+    """Mean of the finite values (NaN, without a warning, when there is none: e.g. no comparable pair)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else np.nan
 
 
 def _area(fractions, values):
