@@ -66,10 +66,10 @@ def prioritize_assays(
 ) -> MuData | None:
     """Counterfactual score per test patient and the acquisition curve: informed vs random (seed 004, Figure 4).
 
-    Reads the generations :func:`cfmd.tl.generate` wrote with ``return_samples=True`` (``.obsm[f"{{generated_key}}_samples"]``)
-    and the patient split it recorded (``.uns[generated_key]["split"]``), so the generative model and the downstream
-    model see the same training patients and every scored patient is a test patient neither was trained or validated
-    on.
+    Reads the generations :func:`cfmd.tl.generate` wrote with ``return_samples=True``
+    (``.obsm[f"{generated_key}_samples"]``) and the patient split it recorded (``.uns[generated_key]["split"]``), so
+    the generative model and the downstream model see the same training patients and every scored patient is a test
+    patient neither was trained or validated on.
 
     1. **Frozen downstream model**, trained once on the training patients' observed latents (all slices), then
        frozen: ``task="survival"``: :class:`cfmd.metrics.SurvivalHead` (elastic-net Cox on latent + one-hot cancer
@@ -129,9 +129,9 @@ def prioritize_assays(
     -------
     ``None`` (or the copy when ``copy=True``). Fields written:
 
-    ``.obs[f"{{key_added}}_score"]``
+    ``.obs[f"{key_added}_score"]``
         Counterfactual score of each test patient, averaged over repeats (NaN for other patients).
-    ``.obs[f"{{key_added}}_rank"]``
+    ``.obs[f"{key_added}_rank"]``
         Acquisition order by that mean score (1 = observe first; NaN for other patients).
     ``.uns[key_added]["curves"]``
         Tidy DataFrame: ``strategy`` (``informed`` / ``random``), ``repeat``, ``fraction`` (observed), ``value`` (the

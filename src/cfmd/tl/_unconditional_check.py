@@ -210,7 +210,7 @@ def unconditional_check(
         One row per model and run: ``model``, ``run``, and :data:`UNCONDITIONAL_METRICS` (the held-out reference has
         ``run`` 0 only).
     ``.uns[key_added]["summary"]``
-        Per model: ``n_runs``, ``n_generated``, ``n_train``, and ``{{metric}}_mean`` / ``{{metric}}_sd`` (SD over runs).
+        Per model: ``n_runs``, ``n_generated``, ``n_train``, and ``{metric}_mean`` / ``{metric}_sd`` (SD over runs).
     ``.uns[key_added]["embedding"]``
         Tidy DataFrame: ``model`` (whose training patients define the map), ``basis`` (``pca`` / ``umap``),
         ``source`` (``training`` or ``generated``), ``x``, ``y``.
