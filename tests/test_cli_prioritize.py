@@ -40,6 +40,7 @@ def test_help_lists_every_option_with_its_default(capsys):
     assert "exit codes:" in out and "examples:" in out
 
 
+@pytest.mark.slow  # writes and reads .h5mu and draws a figure: ~3 s on a loaded machine
 def test_prioritize_writes_results_figure_and_summary(capsys, tmp_path, generated_file):
     out, figure = tmp_path / "out.h5mu", tmp_path / "curve.png"
     code, stdout, _ = run(capsys, "-q", "prioritize", generated_file, "--out", out, "--figure", figure, *QUICK)
