@@ -158,6 +158,7 @@ def run(args) -> None:
             cfmd.tl.prioritize_assays(
                 mdata, "meth", generated_key=gen_key, task=task, label_key=label_key, n_repeats=args.repeats,
                 n_random=args.random_orders, seed=args.seed, key_added=key,
+                cancer_type_key="cancer_type" if "cancer_type" in mdata.obs else None,
             )  # fmt: skip
             result = mdata.uns[key]
             test, settings = result["test"], result["settings"]

@@ -196,3 +196,16 @@ def test_end_to_end_with_generate():
     assert mdata.obs.loc[test, "cfmd_prioritize_score"].notna().all()
     assert mdata.obs.loc[~test, "cfmd_prioritize_score"].isna().all()
     assert list(result["scores"].index) == list(mdata.obs_names[test])
+
+
+def test_macro_f1_equals_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from cfmd.tl._prioritize_assays import macro_f1
+
+    rng = np.random.default_rng(0)
+    for n_classes, n in ((2, 30), (4, 50), (5, 7)):  # (5, 7): some classes absent from both
+        true, predicted = rng.integers(0, n_classes, n), rng.integers(0, n_classes, n)
+        expected = f1_score(true, predicted, average="macro", zero_division=0)
+        assert macro_f1(true, predicted, n_classes) == pytest.approx(expected, abs=1e-12)
+    assert macro_f1(np.array([1, 1]), np.array([0, 0]), 3) == 0.0
