@@ -70,3 +70,26 @@ def test_prioritize_errors(capsys, tmp_path, generated_file):
                        "--modality", "rppa")  # fmt: skip
     assert code == EXIT_INPUT
     assert_one_error_line(err, "rppa")
+
+
+@pytest.mark.slow  # trains a tiny diffusion model, saves it, then the command generates with it (~2 s alone)
+def test_prioritize_generates_with_a_saved_model(capsys, tmp_path, generated_file):
+    from test_latent_diffusion import TINY
+
+    from cfmd.models import LatentDiffusion
+
+    mdata = mudata.read_h5mu(generated_file)
+    LatentDiffusion.setup_mudata(mdata)
+    model = LatentDiffusion(mdata, target="meth", conditions=["rna", "cancer_type"], split_key=None, seed=0, **TINY)
+    model.train(max_epochs=2, validate_every=2)
+    model.save(tmp_path / "ld")
+    out = tmp_path / "out.h5mu"
+    argv = ["-q", "prioritize", generated_file, "--out", out, "--model", tmp_path / "ld", "--generated-key", "X_new",
+            "--n-repeats", "2", "--n-samples", "4", "--n-random", "2", "--n-steps", "3"]  # fmt: skip
+    code, stdout, err = run(capsys, *argv)
+    assert code == EXIT_OK, err
+    result = mudata.read_h5mu(out)
+    assert result.obsm["X_new_samples"].shape == (result.n_obs, 4, 6)
+    test = set(result.uns["X_new"]["split"]["test"])
+    assert test == set(model.split_["test"])  # the saved model's split decides who is scored
+    assert set(result.obs_names[result.obs["cfmd_prioritize_score"].notna()]) == test
