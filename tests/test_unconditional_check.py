@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 
 @pytest.fixture(scope="module")
 def two_models():
-    """A multi-condition model and an ensemble, 2 epochs each (the wiring, not the quality, is under test).
+    """A multi-condition model and an ensemble (no redraws), 2 epochs each: the wiring, not the quality, is under test.
 
     Each model is registered on its own copy (scvi-tools re-registers a shared object at every switch, ~1 s).
     """
@@ -33,7 +33,7 @@ def two_models():
     ld = LatentDiffusion(mdata, target="meth", conditions=["rna", "pathway"], seed=0, **TINY)
     ld.train(max_epochs=2, validate_every=2)
     CoherentDenoising.setup_mudata(other)
-    cd = CoherentDenoising(other, target="meth", conditions=["rna", "pathway"], seed=0, **TINY)
+    cd = CoherentDenoising(other, target="meth", conditions=["rna", "pathway"], seed=0, max_redraws=0, **TINY)
     cd.train(max_epochs=2, validate_every=2)
     return mdata, ld, cd
 
