@@ -1,4 +1,4 @@
-"""The ``cfmd`` argument parser: sub-commands ``demo``, ``impute`` and ``benchmark`` and their option types."""
+"""The ``cfmd`` argument parser: the sub-commands (demo, impute, benchmark, prioritize) and their option types."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _add_console_options(parser: argparse.ArgumentParser, *, suppress: bool) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cfmd`` argument parser with its sub-commands ``demo``, ``impute`` and ``benchmark``."""
+    """The ``cfmd`` argument parser with its sub-commands ``demo``, ``impute``, ``benchmark`` and ``prioritize``."""
     from .. import __version__
     from .._demo import DEMO_PROTOCOLS, run_demo
     from ..tl import DEFAULT_METHODS, METHODS
@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  cfmd demo --out cfmd_demo_output\n"
             "  cfmd impute cohort.h5mu --out imputed.h5mu --save-model cfmd_model\n"
             "  cfmd impute new_patients.h5mu --model cfmd_model --out new_patients_imputed.h5mu\n"
-            "  cfmd benchmark cohort.h5mu --out benchmark --seeds 42 --loco fast\n\n"
+            "  cfmd benchmark cohort.h5mu --out benchmark --seeds 42 --loco fast\n"
+            "  cfmd prioritize generated.h5mu --out prioritized.h5mu --modality meth\n\n"
             "Run 'cfmd COMMAND --help' for the options of a command."
         ),
     )
@@ -381,4 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write into OUT even if it exists and is not empty, replacing the benchmark's files (default: off)",
     )
     bench.set_defaults(run=cmd_benchmark, parser=bench)
+
+    # ------------------------------------------------------------------ prioritize
+    from ._prioritize import add_prioritize_parser
+
+    add_prioritize_parser(commands, common, _HelpFormatter, _exit_codes_text(), _int_at_least)
     return parser

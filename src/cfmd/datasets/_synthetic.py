@@ -94,6 +94,7 @@ def synthetic_cohort(
     protein_sequences: bool = True,
     signal: Mapping[str, float] | None = None,
     unpredictable_noise: float = 0.0,
+    unpredictable_outcome: float = 0.0,
     seed: int = 0,
 ):
     """Generate a synthetic pan-cancer cohort as :class:`~mudata.MuData` with planted ground truth.
@@ -126,6 +127,16 @@ def synthetic_cohort(
         patients of the last cancer type get their methylation generated from their methylation state plus
         Gaussian noise of this SD, independent of RNA (RNA still reads the noiseless state). Flagged in
         ``obs["truth_unpredictable"]``; the noisy state is ``obsm["truth_meth_observed"]``.
+    unpredictable_outcome
+        Make the outcome of that subgroup depend on what only methylation knows (off at 0, the default, which
+        leaves every output unchanged; needs ``unpredictable_noise > 0``): the subgroup's log-hazard gains
+        ``unpredictable_outcome`` x (``hazard_meth_state_0`` d_0 + ``hazard_meth_state_1`` d_1), where
+        d = ``truth_meth_observed`` - ``truth_meth_state`` is the RNA-independent part of their methylation state.
+        At 1 their hazard reads the methylation state as measured (the latent the methylation gives), at 0 the
+        noiseless one every other patient's does. Writes ``obs["truth_meth_only_log_hazard"]`` (that term; 0
+        outside the subgroup) and ``obs["risk_group"]`` (``"high"`` / ``"low"``: planted log-hazard above / below
+        its median, a class outcome for classifiers). This is the ground truth of
+        :func:`cfmd.tl.prioritize_assays`: for these patients alone, observing methylation changes the prediction.
     seed
         Random seed; the same seed gives an identical object.
 
@@ -207,6 +218,18 @@ def synthetic_cohort(
         or not (np.isfinite(unpredictable_noise) and unpredictable_noise >= 0)
     ):
         raise InvalidInputError(f"`unpredictable_noise` must be a non-negative number; got {unpredictable_noise!r}.")
+    if (
+        isinstance(unpredictable_outcome, bool)
+        or not isinstance(unpredictable_outcome, int | float)
+        or not (np.isfinite(unpredictable_outcome) and unpredictable_outcome >= 0)
+    ):
+        raise InvalidInputError(
+            f"`unpredictable_outcome` must be a non-negative number; got {unpredictable_outcome!r}."
+        )
+    if unpredictable_outcome and not unpredictable_noise:
+        raise InvalidInputError(
+            "`unpredictable_outcome` needs `unpredictable_noise` > 0 (the methylation-only part the outcome reads)."
+        )
     n_meth_features = check_positive_int(n_meth_features, "n_meth_features")
     n_cnv_features = check_positive_int(n_cnv_features, "n_cnv_features")
     n_mutations = check_positive_int(n_mutations, "n_mutations")
@@ -377,6 +400,12 @@ def synthetic_cohort(
         + strengths["hazard_ctx_0"] * ctx[:, 0]
         + ct_hazard[ct_codes]
     )
+    if unpredictable_outcome:  # deterministic in the planted factors: no random stream is touched
+        meth_only = meth_observed - meth_state
+        meth_only_hazard = float(unpredictable_outcome) * (
+            strengths["hazard_meth_state_0"] * meth_only[:, 0] + strengths["hazard_meth_state_1"] * meth_only[:, 1]
+        )
+        log_hazard = log_hazard + meth_only_hazard
     shape, scale = 1.3, 2400.0 / np.log(2.0) ** (1 / 1.3)  # median 2,400 days at zero log-hazard
     event_time = scale * (-np.log(rng_patients.random(n_patients))) ** (1 / shape) * np.exp(-log_hazard / shape)
     censor_time = rng_patients.uniform(365.0, 3650.0, size=n_patients)
@@ -384,6 +413,10 @@ def synthetic_cohort(
     obs["os_event"] = (event_time <= censor_time).astype(np.int64)
     obs["truth_prolif"] = prolif[:, 0]
     obs["truth_log_hazard"] = log_hazard
+    if unpredictable_outcome:
+        obs["truth_meth_only_log_hazard"] = meth_only_hazard
+        high = log_hazard > np.median(log_hazard)
+        obs["risk_group"] = pd.Categorical(np.where(high, "high", "low"), categories=["low", "high"])
 
     mdata = new_mudata({"rna": rna, "meth": meth, "cnv": cnv, "mut": mut})
     mdata.obs = obs.loc[mdata.obs_names]

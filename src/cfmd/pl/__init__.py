@@ -5,11 +5,22 @@ Every function follows one convention (:mod:`cfmd.pl._base`): keyword-only ``ax`
 writes, given as a DataFrame or read from ``mdata.uns``.
 """
 
+from ._acquisition_curve import acquisition_curve
 from ._base import OKABE_ITO
 from ._latent_umap import latent_umap
 from ._loco import loco
 from ._reconstruction_utility import reconstruction_utility
 from ._slice_r2 import slice_r2
 from ._slice_semantics import slice_semantics
+from ._unconditional_check import unconditional_check
 
-__all__ = ["OKABE_ITO", "latent_umap", "loco", "reconstruction_utility", "slice_r2", "slice_semantics"]
+__all__ = [
+    "OKABE_ITO",
+    "acquisition_curve",
+    "latent_umap",
+    "loco",
+    "reconstruction_utility",
+    "slice_r2",
+    "slice_semantics",
+    "unconditional_check",
+]

@@ -16,8 +16,10 @@ from ._impute import impute
 from ._latent_umap import latent_umap, umap_key
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
+from ._prioritize_assays import PRIORITIZE_SCORES, PRIORITIZE_TASKS, prioritize_assays
 from ._slice_semantics import slice_semantics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
+from ._unconditional_check import UNCONDITIONAL_METRICS, unconditional_check, unconditional_metrics
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -32,6 +34,9 @@ __all__ = [
     "evaluation_settings",
     "format_markdown",
     "get_method",
+    "PRIORITIZE_SCORES",
+    "PRIORITIZE_TASKS",
+    "prioritize_assays",
     "loco_audit",
     "score_methods",
     "write_benchmark",
@@ -43,6 +48,9 @@ __all__ = [
     "umap_key",
     "slice_semantics",
     "split_patients",
+    "UNCONDITIONAL_METRICS",
+    "unconditional_check",
+    "unconditional_metrics",
 ]
 
 #: Statistics that moved to :mod:`cfmd.metrics` (issue 14); ``cfmd.tl.<name>`` still resolves, with a FutureWarning.
