@@ -217,3 +217,59 @@ def test_planted_subgroup_leaves_default_outputs_unchanged():
     np.testing.assert_array_equal(changed, in_meth)
     with pytest.raises(InvalidInputError, match="unpredictable_noise"):
         cfmd.datasets.synthetic_cohort(n_patients=40, n_genes=250, unpredictable_noise=-1.0)
+
+
+def esm_cohort(n_patients: int = 80, seed: int = 0):
+    """Truth cohort with per-gene 'ESM-2' embeddings (the planted structural features; a few genes without one)."""
+    mdata = truth_cohort(n_patients, seed=seed, protein_sequences=False)
+    table = np.array(mdata["rna"].varm["structural_features"], dtype=np.float32)
+    table[::7] = np.nan  # genes without an embedding are left out of the fingerprint
+    mdata["rna"].varm["X_esm2"] = table
+    return mdata
+
+
+def test_esm_condition_is_the_structural_fingerprint_and_checked_first():
+    mdata = esm_cohort()
+    before = snapshot(mdata)
+    with pytest.raises(InvalidInputError, match="no gene embedding 'X_nope'"):
+        LatentDiffusion.setup_mudata(mdata, gene_embedding_key="X_nope")
+    assert_mudata_unchanged(before, mdata)
+    LatentDiffusion.setup_mudata(mdata)
+    with pytest.raises(InvalidInputError, match="Condition 'esm' needs `gene_embedding_key`"):
+        LatentDiffusion(mdata, target="meth", conditions=["esm"], **TINY)
+    LatentDiffusion.setup_mudata(mdata, gene_embedding_key="X_esm2")
+    with pytest.raises(InvalidInputError, match="fingerprint_tau"):
+        LatentDiffusion(mdata, target="meth", conditions=["esm"], fingerprint_tau=0.0, **TINY)
+    model = LatentDiffusion(mdata, target="meth", conditions=["esm", "rna"], fingerprint_tau=2.0, **TINY)
+    assert model.module.conditions[0] == {"name": "esm", "kind": "esm", "dim": 32}
+    assert "esm" in [c["name"] for c in LatentDiffusion(mdata, target="meth", **TINY).module.conditions]  # default
+    # the condition is cfmd.pp.structural_fingerprint's fingerprint, computed from the RNA counts
+    rna = mdata["rna"].copy()
+    cfmd.pp.structural_fingerprint(rna, embedding_key="X_esm2", tau=2.0)
+    raw = model._raw_inputs(mdata)["conditions"]["esm"].numpy()
+    np.testing.assert_allclose(raw, rna.obsm["X_fingerprint"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # trains two tiny models: ~1.5 s alone, ~6 s on a loaded machine
+def test_esm_condition_trains_generates_and_survives_save_load(tmp_path):
+    from cfmd.models import CoherentDenoising
+
+    mdata = esm_cohort()
+    CoherentDenoising.setup_mudata(mdata, gene_embedding_key="X_esm2")
+    model = CoherentDenoising(mdata, target="meth", conditions=["esm", "cancer_type"], fingerprint_tau=2.0, **TINY)
+    model.train(max_epochs=4, validate_every=2)
+    model.save(tmp_path / "esm")
+    fresh = esm_cohort(40, seed=0)  # same genes, RNA only and no embedding table: the model stores it
+    del fresh.obsm["X_structured"], fresh["rna"].varm["X_esm2"]
+    loaded = CoherentDenoising.load(tmp_path / "esm", adata=fresh)
+    np.testing.assert_allclose(
+        loaded.generate(n_samples=2, seed=3), model.generate(fresh, n_samples=2, seed=3), rtol=1e-6, atol=1e-6
+    )
+
+    out = mdata.copy()
+    cfmd.tl.generate(out, model="diffusion", conditions=["esm"], gene_embedding_key="X_esm2", key_added="X_gen",
+                     max_epochs=2, n_samples=2, model_kwargs=TINY, train_kwargs={"validate_every": 2})  # fmt: skip
+    assert out.uns["X_gen"]["conditions"] == ["esm"] and np.isfinite(out.obs["X_gen_uncertainty"]).all()
+    rna_only = ~np.isfinite(out.obsm["X_structured"]).all(1)
+    assert rna_only.any() and np.isfinite(out.obsm["X_gen"][rna_only, 4:10]).all()
+    assert (out.obsm["X_gen"][rna_only, 4:10] != 0).all(1).all()  # generated from the fingerprint

@@ -48,6 +48,7 @@ def generate(
     rna_layer: str | None = None,
     rna_scale: Literal["counts", "log2", "zscore"] = "counts",
     geneformer_key: str | None = None,
+    gene_embedding_key: str | None = None,
     cancer_type_key: str | None = "cancer_type",
     split_key: str | None = "cfmd_split",
     seed: int = 42,
@@ -84,8 +85,10 @@ def generate(
         Generations per patient.
     return_samples
         Also write the generations (``.obsm[f"{key_added}_samples"]``).
-    rna_key, rna_layer, rna_scale, geneformer_key, cancer_type_key
-        Passed to ``setup_mudata`` when training.
+    rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key, cancer_type_key
+        Passed to ``setup_mudata`` when training (``gene_embedding_key``: the per-gene ESM-2 embeddings in
+        ``mdata[rna_key].varm`` that the ``"esm"`` condition, the expression-weighted structural fingerprint, is
+        computed from).
     split_key, seed
         Patient split (as for :func:`~cfmd.tl.impute`) and the seed of split, initialisation, training and sampling.
     max_epochs
@@ -130,7 +133,8 @@ def generate(
         return _generate(
             mdata, model=model, target=target, conditions=conditions, latent_key=latent_key, key_added=key_added,
             fill=fill, n_samples=n_samples, return_samples=return_samples, rna_key=rna_key, rna_layer=rna_layer,
-            rna_scale=rna_scale, geneformer_key=geneformer_key, cancer_type_key=cancer_type_key, split_key=split_key,
+            rna_scale=rna_scale, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+            cancer_type_key=cancer_type_key, split_key=split_key,
             seed=seed, max_epochs=max_epochs, model_kwargs=model_kwargs, train_kwargs=train_kwargs,
             save_model=save_model, prefix=prefix, min_gene_overlap=min_gene_overlap,
         )  # fmt: skip
@@ -171,8 +175,8 @@ def load_generative(path, mdata, *, prefix=None, min_gene_overlap=0.5):
 
 def _generate(
     mdata, *, model, target, conditions, latent_key, key_added, fill, n_samples, return_samples, rna_key, rna_layer,
-    rna_scale, geneformer_key, cancer_type_key, split_key, seed, max_epochs, model_kwargs, train_kwargs, save_model,
-    prefix, min_gene_overlap,
+    rna_scale, geneformer_key, gene_embedding_key, cancer_type_key, split_key, seed, max_epochs, model_kwargs,
+    train_kwargs, save_model, prefix, min_gene_overlap,
 ):  # fmt: skip
     import pandas as pd
 
@@ -197,6 +201,7 @@ def _generate(
             rna_layer=rna_layer,
             rna_scale=rna_scale,
             geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key,
             cancer_type_key=cancer_type_key,
         )
         model = cls(mdata, target=target, conditions=conditions, split_key=split_key, seed=int(seed),
