@@ -70,6 +70,12 @@ def test_stacked_members_equal_their_own_forward():
     stacked = StackedNoiseTrunks(nets)(x, t[:1], c_emb)
     for i, (net, c) in enumerate(zip(nets, conds)):
         torch.testing.assert_close(stacked[i], net(x, t, {net.condition_names[0]: c}), rtol=1e-5, atol=1e-5)
+    session = StackedNoiseTrunks(nets).session(c_emb, torch.tensor([9, 4]))  # biases of the steps precomputed
+    for step in (9, 4, 7, 9):  # 7: not precomputed (computed on first use)
+        eps = session(x, torch.tensor([step]))
+        for i, (net, c) in enumerate(zip(nets, conds)):
+            expected = net(x, torch.full((6,), step), {net.condition_names[0]: c})
+            torch.testing.assert_close(eps[i], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_split_normalisation_and_history(trained):

@@ -92,7 +92,9 @@ def coherent_reverse_diffusion(
     pair_weights = 0.5 * (weights[:, None, :] + weights[None, :, :]) * ((weights[:, None] > 0) & (weights[None] > 0))
     distances = []
     normalised = _normalised_pair_weights(pair_weights)  # once per run, not per step
-    members = trunks.session(c_emb)  # condition embeddings written once; buffers allocated once per run
+    scheduler.set_timesteps(int(num_inference_steps))
+    # condition embeddings and the steps' time-dependent biases written once; buffers allocated once per run
+    members = trunks.session(c_emb, scheduler.timesteps)
 
     def predict(x_t, t):
         eps = members(x_t, t.reshape(1))  # (M, N, D); one batched call per layer for all members

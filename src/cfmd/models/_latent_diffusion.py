@@ -325,7 +325,8 @@ def sample_network(
     rep_masks = {k: v.repeat(n_samples) for k, v in masks.items()}
     c_emb = network.embed_conditions(rep, rep_masks, batch_size=n_rows * n_samples)
     x = torch.randn((n_rows * n_samples, network.n_features), generator=generator)
-    trunk = StackedNoiseTrunks([network]).session(c_emb.unsqueeze(0))
+    scheduler.set_timesteps(int(num_inference_steps))
+    trunk = StackedNoiseTrunks([network]).session(c_emb.unsqueeze(0), scheduler.timesteps)
 
     def predict(x_t, t):
         return trunk(x_t, t.reshape(1))[0]

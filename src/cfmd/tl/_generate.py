@@ -296,8 +296,8 @@ def _generate(
 def run_generative_method(kind: str):
     """A :class:`~cfmd.tl.ImputationMethod` runner for ``"diffusion"`` / ``"coherent_denoising"``.
 
-    Target: every slice of the layout; conditions: RNA, the Geneformer embedding (when present) and the cancer type
-    (when in ``.obs``). Trained on the context's split; the mean of 10 generations is the imputation; the per-patient
+    Target: every slice of the layout; conditions: RNA, the Geneformer embedding and the ESM-2 structural
+    fingerprint (when their embeddings are present) and the cancer type (when in ``.obs``). Trained on the context's split; the mean of 10 generations is the imputation; the per-patient
     uncertainty and per-slice variance fractions go to ``context.state[f"{kind}_uncertainty"]`` /
     ``[f"{kind}_variance"]``. ``context.state[f"{kind}_kwargs"]``, when set, holds extra model arguments (widths,
     ``num_train_timesteps``).
@@ -311,11 +311,14 @@ def run_generative_method(kind: str):
         cls = _model_class(kind)
         rna = context.mdata.mod[context.rna_key]
         geneformer = context.geneformer_key if context.geneformer_key in rna.obsm else None
+        esm = context.gene_embedding_key if context.gene_embedding_key in rna.varm else None
+        if esm is not None and not np.isfinite(np.asarray(rna.varm[esm], dtype=float)).all(axis=1).any():
+            esm = None
         cls.setup_mudata(
             context.mdata, latent_key=context.latent_key, rna_key=context.rna_key, rna_layer=context.rna_layer,
-            rna_scale=context.rna_scale, geneformer_key=geneformer,
+            rna_scale=context.rna_scale, geneformer_key=geneformer, gene_embedding_key=esm,
         )  # fmt: skip
-        conditions = ["rna"] + (["geneformer"] if geneformer else [])
+        conditions = ["rna"] + (["geneformer"] if geneformer else []) + (["esm"] if esm else [])
         conditions += ["cancer_type"] if "cancer_type" in context.mdata.obs else []
         model = cls(context.mdata, target=context.layout.names, conditions=conditions, layout=context.layout,
                     split_key=context.split_key, seed=int(context.seed),

@@ -198,29 +198,46 @@ class StackedNoiseTrunks:
         self.biases.append(bias.unsqueeze(1))
         self.time_weights.append(w_t)
 
-    def session(self, c_emb: torch.Tensor):
+    def time_rows(self, timesteps: torch.Tensor) -> list[torch.Tensor]:
+        """Per layer, the ``(M, len(timesteps), n_out)`` bias rows (bias + time embedding's contribution)."""
+        sinusoid = (
+            import_diffusers()
+            .get_timestep_embedding(timesteps.reshape(-1), self.time_embedding_dim, flip_sin_to_cos=False)
+            .to(self.time_w.dtype)
+        )
+        t_emb = torch.baddbmm(self.time_b, sinusoid.expand(self.n_members, -1, -1), self.time_w).relu_()
+        return [torch.baddbmm(bias, t_emb, w_t) for bias, w_t in zip(self.biases, self.time_weights)]
+
+    def session(self, c_emb: torch.Tensor, timesteps: torch.Tensor | None = None):
         """A predictor ``(x, t) -> (M, batch, F)`` for fixed ``(M, batch, E)`` condition embeddings.
 
-        Its activation buffers are allocated once; the returned noise tensor is overwritten by the next call (no
-        gradients: evaluation only).
+        Its activation buffers are allocated once, and the time-dependent bias rows of ``timesteps`` (e.g. the
+        scheduler's) are computed up front in one batched call (other timesteps on first use, then cached). The
+        returned noise tensor is overwritten by the next call (no gradients: evaluation only).
         """
         n_members, n_rows, _ = c_emb.shape
         if n_members != self.n_members or c_emb.shape[2] != self.n_condition_inputs:
             raise ValueError(f"c_emb must be (M={self.n_members}, batch, {self.n_condition_inputs})")
         n_x = self.n_features
-        inputs = torch.zeros(n_members, n_rows, self.matrices[0].shape[1], dtype=self.matrices[0].dtype)
-        inputs[..., n_x : self.bias_rows[0]] = c_emb.detach()
-        inputs[..., self.bias_rows[0]] = 1.0
-        buffers = [torch.empty(n_members, n_rows, m.shape[2], dtype=m.dtype) for m in self.matrices]
-        matrices = [m.clone() for m in self.matrices]  # bias rows rewritten at every step
-        get_embedding = import_diffusers().get_timestep_embedding
+        with torch.no_grad():
+            inputs = torch.zeros(n_members, n_rows, self.matrices[0].shape[1], dtype=self.matrices[0].dtype)
+            inputs[..., n_x : self.bias_rows[0]] = c_emb
+            inputs[..., self.bias_rows[0]] = 1.0
+            buffers = [torch.empty(n_members, n_rows, m.shape[2], dtype=m.dtype) for m in self.matrices]
+            matrices = [m.clone() for m in self.matrices]  # bias rows rewritten at every step
+            cache: dict[int, list[torch.Tensor]] = {}
+            if timesteps is not None and len(timesteps):
+                rows = self.time_rows(torch.as_tensor(timesteps))
+                cache = {int(t): [r[:, k] for r in rows] for k, t in enumerate(torch.as_tensor(timesteps).tolist())}
+        targets = [m[:, row, : b.shape[2]] for m, row, b in zip(matrices, self.bias_rows, self.biases)]
 
         @torch.no_grad()
         def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            sinusoid = get_embedding(t.reshape(-1)[:1], self.time_embedding_dim, flip_sin_to_cos=False)
-            t_emb = torch.baddbmm(self.time_b, sinusoid.expand(n_members, -1, -1), self.time_w).relu_()  # (M, 1, s)
-            for matrix, row, bias, w_t in zip(matrices, self.bias_rows, self.biases, self.time_weights):
-                matrix[:, row : row + 1, : bias.shape[2]] = torch.baddbmm(bias, t_emb, w_t)
+            key = int(t.reshape(-1)[0])
+            if key not in cache:
+                cache[key] = [r[:, 0] for r in self.time_rows(t.reshape(-1)[:1])]
+            for target, row in zip(targets, cache[key]):
+                target.copy_(row)
             inputs[..., :n_x] = x
             h = inputs
             for matrix, out in zip(matrices[:-1], buffers[:-1]):
