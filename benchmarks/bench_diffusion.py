@@ -14,13 +14,16 @@ Rows, all in the same run, patients per second for ``--samples`` generations of 
 steps (medians of ``--repeats``; rows interleaved so load changes hit all alike):
 
 - **authors' recipe**: the loop of ``coherent_sample`` in r-marchesi/coherent-genAI ``code/lib/sampling.py``
-  re-expressed on the same networks and the same :class:`diffusers.DDPMScheduler`: per reverse step, one full
-  forward pass per member (condition projections and time embedding recomputed at each step), ``torch.stack``,
-  pairwise cosine distances in a Python double loop with the additive pair weights, weighted consensus, step;
+  re-expressed on the same networks and the same schedule (the :class:`diffusers.DDPMScheduler`'s betas): per
+  reverse step, one full forward pass per member (condition projections and time embedding recomputed at each
+  step), ``torch.stack``, pairwise cosine distances in a Python double loop with the additive pair weights,
+  weighted consensus, and their own update rule (``sigma_t^2 = beta_t``, i.e. the scheduler's ``fixed_large``
+  step);
 - **CoherentDenoising (batched)**: ``model._sample``: condition embeddings computed once, the members evaluated as
   one ``torch.bmm`` per layer and step on stacked, BatchNorm-folded weights with the bias (and the step's time
-  embedding) in an augmented row, into preallocated buffers (:class:`~cfmd.models.nn.StackedNoiseTrunks`),
-  vectorised pairwise distances; timed
+  embedding, precomputed for all steps) in an augmented row, into preallocated buffers
+  (:class:`~cfmd.models.nn.StackedNoiseTrunks`), vectorised pairwise distances, and the scheduler's step as
+  precomputed coefficients applied in place (:class:`~cfmd.models._latent_diffusion.FusedDDPMStep`); timed
   with rejection off (threshold 2, so both rows draw the same number of trajectories) and with it on (default
   threshold 0.5: redraws included; the rejection rate is printed);
 - **LatentDiffusion (multi-condition)**: one network, condition embeddings once;
@@ -71,11 +74,12 @@ def authors_recipe(model: CoherentDenoising, data: dict, n_rows: int, n_samples:
     n = n_rows * n_samples
     generator = torch.Generator().manual_seed(seed)
     samples = torch.randn((n, int(module.target_index.size)), generator=generator)
-    scheduler = module.make_scheduler()
-    scheduler.set_timesteps(steps)
+    scheduler = module.make_scheduler()  # the schedule (betas, alphas_cumprod); the update is the authors' own
+    if steps != scheduler.config.num_train_timesteps:
+        raise ValueError("the authors' recipe steps through every training timestep")
     cos_per_timestep = []
-    for t in scheduler.timesteps:
-        t_tensor = torch.full((n,), int(t), dtype=torch.long)
+    for t in reversed(range(steps)):
+        t_tensor = torch.full((n,), t, dtype=torch.long)
         predicted = torch.stack(
             [net(samples, t_tensor, {name: c}, {name: m}) for net, name, c, m in zip(networks, names, conds, masks)]
         )
@@ -87,7 +91,15 @@ def authors_recipe(model: CoherentDenoising, data: dict, n_rows: int, n_samples:
                 sim_acc += w_ij * F.cosine_similarity(predicted[i], predicted[j], dim=1)
         cos_per_timestep.append(1.0 - sim_acc / sum_pair_w)
         noise = torch.sum(predicted * weights.view(-1, 1, 1), dim=0)
-        samples = scheduler.step(noise, t, samples, generator=generator).prev_sample
+        # their update rule (sampling.py), sigma_t^2 = beta_t: the scheduler's fixed_large step
+        beta_t, alpha_bar_t = scheduler.betas[t], scheduler.alphas_cumprod[t]
+        if t > 0:
+            alpha_t, sigma_t = alpha_bar_t / scheduler.alphas_cumprod[t - 1], torch.sqrt(beta_t)
+        else:
+            alpha_t, sigma_t = torch.tensor(1.0), torch.tensor(0.0)
+        samples = (samples - (beta_t / torch.sqrt(1 - alpha_bar_t)) * noise) / torch.sqrt(alpha_t)
+        if t > 0:
+            samples += sigma_t * torch.randn(samples.shape, generator=generator)
     return samples, torch.stack(cos_per_timestep, 1)
 
 

@@ -279,3 +279,19 @@ def test_esm_condition_trains_generates_and_survives_save_load(tmp_path):
     rna_only = ~np.isfinite(out.obsm["X_structured"]).all(1)
     assert rna_only.any() and np.isfinite(out.obsm["X_gen"][rna_only, 4:10]).all()
     assert (out.obsm["X_gen"][rna_only, 4:10] != 0).all(1).all()  # generated from the fingerprint
+
+
+def test_gene_constant_in_training_is_centred_not_amplified():
+    from cfmd.models import LatentDiffusionModule
+
+    layout = LatentLayout.from_sizes({"a": (2, "zero"), "b": (2, "zero")})
+    module = LatentDiffusionModule(layout=layout, target_slices=["a"], n_genes=3, rna_scale="counts",
+                                   conditions=[{"name": "rna", "kind": "rna", "dim": 3}], n_hidden=8, n_layers=1,
+                                   time_embedding_dim=4, condition_embedding_dim=2, num_train_timesteps=5)  # fmt: skip
+    x = torch.tensor([[5.0, 0.0, 3.0], [7.0, 0.0, 1.0], [6.0, 0.0, 2.0]])  # gene 1: never expressed in training
+    ones = torch.ones(3)
+    module.fit_normalisation({"x": x, "target": torch.randn(3, 2), "conditions": {"rna": x}, "masks": {"rna": ones}})
+    new = torch.tensor([[5.0, 4.0, 3.0]])  # a new patient expressing it
+    value = module.standardise({"conditions": {"rna": new}, "masks": {"rna": torch.ones(1)}})["conditions"]["rna"]
+    expected = torch.log1p(new[0, 1] / new.sum() * 1e4)  # centred at the training mean 0, SD 1: not divided by ~0
+    torch.testing.assert_close(value[0, 1], expected)
