@@ -14,15 +14,23 @@ Rows, all in the same run, patients per second for ``--samples`` generations of 
 steps (medians of ``--repeats``; rows interleaved so load changes hit all alike):
 
 - **authors' recipe**: the loop of ``coherent_sample`` in r-marchesi/coherent-genAI ``code/lib/sampling.py``
-  re-expressed on the same networks and the same :class:`diffusers.DDPMScheduler`: per reverse step, one full
-  forward pass per member (condition projections and time embedding recomputed at each step), ``torch.stack``,
-  pairwise cosine distances in a Python double loop with the additive pair weights, weighted consensus, step;
+  re-expressed on the same networks and the same schedule (the :class:`diffusers.DDPMScheduler`'s betas): per
+  reverse step, one full forward pass per member (condition projections and time embedding recomputed at each
+  step), ``torch.stack``, pairwise cosine distances in a Python double loop with the additive pair weights,
+  weighted consensus, and their own update rule (``sigma_t^2 = beta_t``, i.e. the scheduler's ``fixed_large``
+  step);
 - **CoherentDenoising (batched)**: ``model._sample``: condition embeddings computed once, the members evaluated as
-  one batched call per step (:class:`~cfmd.models.nn.StackedNoiseTrunks`), vectorised pairwise distances; timed
+  one ``torch.bmm`` per layer and step on stacked, BatchNorm-folded weights with the bias (and the step's time
+  embedding, precomputed for all steps) in an augmented row, into preallocated buffers
+  (:class:`~cfmd.models.nn.StackedNoiseTrunks`), vectorised pairwise distances, and the scheduler's step as
+  precomputed coefficients applied in place (:class:`~cfmd.models._latent_diffusion.FusedDDPMStep`); timed
   with rejection off (threshold 2, so both rows draw the same number of trajectories) and with it on (default
   threshold 0.5: redraws included; the rejection rate is printed);
 - **LatentDiffusion (multi-condition)**: one network, condition embeddings once;
 - **CFMD imputation**: ``CFMD.get_imputed_latent`` (one deterministic pass, CPU-sized decoder, cfmd328 latent).
+
+``--profile`` also prints where the time goes (``torch.profiler``, top operators) for both Coherent Denoising
+recipes at the last size; ``--output FILE`` writes the table (Markdown) there too.
 """
 
 from __future__ import annotations
@@ -66,11 +74,12 @@ def authors_recipe(model: CoherentDenoising, data: dict, n_rows: int, n_samples:
     n = n_rows * n_samples
     generator = torch.Generator().manual_seed(seed)
     samples = torch.randn((n, int(module.target_index.size)), generator=generator)
-    scheduler = module.make_scheduler()
-    scheduler.set_timesteps(steps)
+    scheduler = module.make_scheduler()  # the schedule (betas, alphas_cumprod); the update is the authors' own
+    if steps != scheduler.config.num_train_timesteps:
+        raise ValueError("the authors' recipe steps through every training timestep")
     cos_per_timestep = []
-    for t in scheduler.timesteps:
-        t_tensor = torch.full((n,), int(t), dtype=torch.long)
+    for t in reversed(range(steps)):
+        t_tensor = torch.full((n,), t, dtype=torch.long)
         predicted = torch.stack(
             [net(samples, t_tensor, {name: c}, {name: m}) for net, name, c, m in zip(networks, names, conds, masks)]
         )
@@ -82,7 +91,15 @@ def authors_recipe(model: CoherentDenoising, data: dict, n_rows: int, n_samples:
                 sim_acc += w_ij * F.cosine_similarity(predicted[i], predicted[j], dim=1)
         cos_per_timestep.append(1.0 - sim_acc / sum_pair_w)
         noise = torch.sum(predicted * weights.view(-1, 1, 1), dim=0)
-        samples = scheduler.step(noise, t, samples, generator=generator).prev_sample
+        # their update rule (sampling.py), sigma_t^2 = beta_t: the scheduler's fixed_large step
+        beta_t, alpha_bar_t = scheduler.betas[t], scheduler.alphas_cumprod[t]
+        if t > 0:
+            alpha_t, sigma_t = alpha_bar_t / scheduler.alphas_cumprod[t - 1], torch.sqrt(beta_t)
+        else:
+            alpha_t, sigma_t = torch.tensor(1.0), torch.tensor(0.0)
+        samples = (samples - (beta_t / torch.sqrt(1 - alpha_bar_t)) * noise) / torch.sqrt(alpha_t)
+        if t > 0:
+            samples += sigma_t * torch.randn(samples.shape, generator=generator)
     return samples, torch.stack(cos_per_timestep, 1)
 
 
@@ -104,7 +121,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's top operators")
+    parser.add_argument("--output", default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
+    lines: list[str] = []
+
+    def emit(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     torch.set_num_threads(args.threads)
     mdata = cohort(max(args.cohort, *args.patients), args.genes)
     conditions = ["rna", "cancer_type", "pathway"]
@@ -122,15 +147,17 @@ def main() -> None:
     cfmd_model.train(max_epochs=1, early_stopping=False, enable_progress_bar=False)
 
     s, steps = args.samples, args.steps
-    print(
-        f"\nSampling throughput on CPU ({args.threads} thread(s)), {args.genes} genes, {s} samples per patient, "
-        f"T = {steps}, MLP {args.layers} hidden layers, 3 members; patients/s, medians of {args.repeats}\n"
+    emit(
+        f"Sampling throughput on CPU ({args.threads} thread(s), torch {torch.__version__}), {args.genes} genes, "
+        f"{s} samples per patient, T = {steps}, MLP {args.layers} hidden layers, 3 members; patients/s, medians "
+        f"of {args.repeats} interleaved repeats"
     )
-    print(
+    emit()
+    emit(
         "| patients | hidden | authors' recipe | CoherentDenoising batched | ratio | with rejection (rate) | "
         "LatentDiffusion | CFMD imputation | CD / CFMD |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for hidden in args.hidden:
         widths = {"n_hidden": hidden, "n_layers": args.layers, "num_train_timesteps": steps}
         CoherentDenoising.setup_mudata(mdata)
@@ -166,11 +193,28 @@ def main() -> None:
                 for k, fn in fns.items():  # interleaved so that load changes hit every row alike
                     times[k].append(timed(fn))
             rate = {k: n / statistics.median(v) for k, v in times.items()}
-            print(
+            emit(
                 f"| {n} | {hidden} | {rate['authors']:.1f} | {rate['ours']:.1f} | "
                 f"{rate['ours'] / rate['authors']:.2f}x | {rate['ours_rej']:.1f} ({rejection.get(0.5, 0):.2f}) | "
                 f"{rate['multi']:.1f} | {rate['cfmd']:.0f} | {rate['ours'] / rate['cfmd']:.4f}x |"
             )
+
+        if args.profile:
+            profile(fns)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+def profile(fns) -> None:
+    """Top operators by self CPU time of both Coherent Denoising recipes (last size)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    for name in ("authors", "ours"):
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            fns[name]()
+        print(f"\n{name}:\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ ratios against the baseline it measures in the same run:
 ``esm``         ``cfmd.pp.esm_gene_embeddings`` vs fair-esm's ``extract.py`` recipe (residues / s)
 ``vae``         ``StructuredVAE`` vs ``scvi.model.SCVI`` (s / epoch, peak RSS)
 ``cfmd``        CFMD vs the PESD StudentEncoder (s / epoch, imputation patients / s)
+``diffusion``   Coherent Denoising sampling vs the authors' per-member loop, and CFMD imputation (patients / s)
 
 The Tables 1-3 reproduction (``paper_tables.py``) is a result, not a speed benchmark, and is run on its own.
 """
@@ -34,6 +35,11 @@ BENCHMARKS = {
     "esm": ("bench_esm.py", [], ["--proteins", "20", "--repeats", "2"]),
     "vae": ("bench_structured_vae.py", [], ["--patients", "1000", "--genes", "1000", "--epochs", "2"]),
     "cfmd": ("bench_cfmd.py", [], ["--patients", "1000", "--genes", "500", "--epochs", "2", "--repeats", "2"]),
+    "diffusion": (
+        "bench_diffusion.py",
+        ["--patients", "20", "50", "200", "--hidden", "256", "64", "--repeats", "5"],
+        ["--patients", "10", "--hidden", "64", "--repeats", "1", "--cohort", "120", "--genes", "300", "--epochs", "1"],
+    ),
 }
 
 

@@ -70,6 +70,12 @@ def test_stacked_members_equal_their_own_forward():
     stacked = StackedNoiseTrunks(nets)(x, t[:1], c_emb)
     for i, (net, c) in enumerate(zip(nets, conds)):
         torch.testing.assert_close(stacked[i], net(x, t, {net.condition_names[0]: c}), rtol=1e-5, atol=1e-5)
+    session = StackedNoiseTrunks(nets).session(c_emb, torch.tensor([9, 4]))  # biases of the steps precomputed
+    for step in (9, 4, 7, 9):  # 7: not precomputed (computed on first use)
+        eps = session(x, torch.tensor([step]))
+        for i, (net, c) in enumerate(zip(nets, conds)):
+            expected = net(x, torch.full((6,), step), {net.condition_names[0]: c})
+            torch.testing.assert_close(eps[i], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_split_normalisation_and_history(trained):
@@ -217,3 +223,75 @@ def test_planted_subgroup_leaves_default_outputs_unchanged():
     np.testing.assert_array_equal(changed, in_meth)
     with pytest.raises(InvalidInputError, match="unpredictable_noise"):
         cfmd.datasets.synthetic_cohort(n_patients=40, n_genes=250, unpredictable_noise=-1.0)
+
+
+def esm_cohort(n_patients: int = 80, seed: int = 0):
+    """Truth cohort with per-gene 'ESM-2' embeddings (the planted structural features; a few genes without one)."""
+    mdata = truth_cohort(n_patients, seed=seed, protein_sequences=False)
+    table = np.array(mdata["rna"].varm["structural_features"], dtype=np.float32)
+    table[::7] = np.nan  # genes without an embedding are left out of the fingerprint
+    mdata["rna"].varm["X_esm2"] = table
+    return mdata
+
+
+def test_esm_condition_is_the_structural_fingerprint_and_checked_first():
+    mdata = esm_cohort()
+    before = snapshot(mdata)
+    with pytest.raises(InvalidInputError, match="no gene embedding 'X_nope'"):
+        LatentDiffusion.setup_mudata(mdata, gene_embedding_key="X_nope")
+    assert_mudata_unchanged(before, mdata)
+    LatentDiffusion.setup_mudata(mdata)
+    with pytest.raises(InvalidInputError, match="Condition 'esm' needs `gene_embedding_key`"):
+        LatentDiffusion(mdata, target="meth", conditions=["esm"], **TINY)
+    LatentDiffusion.setup_mudata(mdata, gene_embedding_key="X_esm2")
+    with pytest.raises(InvalidInputError, match="fingerprint_tau"):
+        LatentDiffusion(mdata, target="meth", conditions=["esm"], fingerprint_tau=0.0, **TINY)
+    model = LatentDiffusion(mdata, target="meth", conditions=["esm", "rna"], fingerprint_tau=2.0, **TINY)
+    assert model.module.conditions[0] == {"name": "esm", "kind": "esm", "dim": 32}
+    assert "esm" in [c["name"] for c in LatentDiffusion(mdata, target="meth", **TINY).module.conditions]  # default
+    # the condition is cfmd.pp.structural_fingerprint's fingerprint, computed from the RNA counts
+    rna = mdata["rna"].copy()
+    cfmd.pp.structural_fingerprint(rna, embedding_key="X_esm2", tau=2.0)
+    raw = model._raw_inputs(mdata)["conditions"]["esm"].numpy()
+    np.testing.assert_allclose(raw, rna.obsm["X_fingerprint"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # trains two tiny models: ~1.5 s alone, ~6 s on a loaded machine
+def test_esm_condition_trains_generates_and_survives_save_load(tmp_path):
+    from cfmd.models import CoherentDenoising
+
+    mdata = esm_cohort()
+    CoherentDenoising.setup_mudata(mdata, gene_embedding_key="X_esm2")
+    model = CoherentDenoising(mdata, target="meth", conditions=["esm", "cancer_type"], fingerprint_tau=2.0, **TINY)
+    model.train(max_epochs=4, validate_every=2)
+    model.save(tmp_path / "esm")
+    fresh = esm_cohort(40, seed=0)  # same genes, RNA only and no embedding table: the model stores it
+    del fresh.obsm["X_structured"], fresh["rna"].varm["X_esm2"]
+    loaded = CoherentDenoising.load(tmp_path / "esm", adata=fresh)
+    np.testing.assert_allclose(
+        loaded.generate(n_samples=2, seed=3), model.generate(fresh, n_samples=2, seed=3), rtol=1e-6, atol=1e-6
+    )
+
+    out = mdata.copy()
+    cfmd.tl.generate(out, model="diffusion", conditions=["esm"], gene_embedding_key="X_esm2", key_added="X_gen",
+                     max_epochs=2, n_samples=2, model_kwargs=TINY, train_kwargs={"validate_every": 2})  # fmt: skip
+    assert out.uns["X_gen"]["conditions"] == ["esm"] and np.isfinite(out.obs["X_gen_uncertainty"]).all()
+    rna_only = ~np.isfinite(out.obsm["X_structured"]).all(1)
+    assert rna_only.any() and np.isfinite(out.obsm["X_gen"][rna_only, 4:10]).all()
+    assert (out.obsm["X_gen"][rna_only, 4:10] != 0).all(1).all()  # generated from the fingerprint
+
+
+def test_gene_constant_in_training_is_centred_not_amplified():
+    from cfmd.models import LatentDiffusionModule
+
+    layout = LatentLayout.from_sizes({"a": (2, "zero"), "b": (2, "zero")})
+    module = LatentDiffusionModule(layout=layout, target_slices=["a"], n_genes=3, rna_scale="counts",
+                                   conditions=[{"name": "rna", "kind": "rna", "dim": 3}], n_hidden=8, n_layers=1,
+                                   time_embedding_dim=4, condition_embedding_dim=2, num_train_timesteps=5)  # fmt: skip
+    x = torch.tensor([[5.0, 0.0, 3.0], [7.0, 0.0, 1.0], [6.0, 0.0, 2.0]])  # gene 1: never expressed in training
+    ones = torch.ones(3)
+    module.fit_normalisation({"x": x, "target": torch.randn(3, 2), "conditions": {"rna": x}, "masks": {"rna": ones}})
+    new = torch.tensor([[5.0, 4.0, 3.0]])  # a new patient expressing it
+    value = module.standardise({"conditions": {"rna": new}, "masks": {"rna": torch.ones(1)}})["conditions"]["rna"]
+    expected = torch.log1p(new[0, 1] / new.sum() * 1e4)  # centred at the training mean 0, SD 1: not divided by ~0
+    torch.testing.assert_close(value[0, 1], expected)

@@ -38,12 +38,22 @@ def pairwise_cosine_distance(eps: torch.Tensor, pair_weights: torch.Tensor) -> t
     -------
     ``(N,)``: ``1 - sum_{i<j} w_ij cos(eps_i, eps_j) / sum_{i<j} w_ij`` (0 where a row has no pair).
     """
-    unit = eps / eps.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    sim = torch.einsum("ind,jnd->ijn", unit, unit)
-    upper = torch.triu(torch.ones(eps.shape[0], eps.shape[0], dtype=torch.bool), diagonal=1).unsqueeze(-1)
+    return _distance_from_normalised(eps, *_normalised_pair_weights(pair_weights))
+
+
+def _normalised_pair_weights(pair_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair weights restricted to ``i < j`` and divided by their per-row sum; whether the row has a pair."""
+    n_members = pair_weights.shape[0]
+    upper = torch.triu(torch.ones(n_members, n_members, dtype=torch.bool), diagonal=1).unsqueeze(-1)
     w = torch.where(upper, pair_weights, 0.0)
     total = w.sum((0, 1))
-    return torch.where(total > 0, 1.0 - (w * sim).sum((0, 1)) / total.clamp_min(1e-12), 0.0)
+    return w / total.clamp_min(1e-12), total > 0
+
+
+def _distance_from_normalised(eps: torch.Tensor, weights: torch.Tensor, has_pair: torch.Tensor) -> torch.Tensor:
+    unit = eps / eps.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    sim = torch.einsum("ind,jnd->ijn", unit, unit)
+    return torch.where(has_pair, 1.0 - (weights * sim).sum((0, 1)), 0.0)
 
 
 @torch.no_grad()
@@ -81,11 +91,14 @@ def coherent_reverse_diffusion(
     """
     pair_weights = 0.5 * (weights[:, None, :] + weights[None, :, :]) * ((weights[:, None] > 0) & (weights[None] > 0))
     distances = []
-    condition_bias = trunks.condition_bias(c_emb)  # independent of x_t and t: once per run
+    normalised = _normalised_pair_weights(pair_weights)  # once per run, not per step
+    scheduler.set_timesteps(int(num_inference_steps))
+    # condition embeddings and the steps' time-dependent biases written once; buffers allocated once per run
+    members = trunks.session(c_emb, scheduler.timesteps)
 
     def predict(x_t, t):
-        eps = trunks.predict(x_t, t.reshape(1), condition_bias)  # (M, N, D); one batched call for all members
-        distances.append(pairwise_cosine_distance(eps, pair_weights))
+        eps = members(x_t, t.reshape(1))  # (M, N, D); one batched call per layer for all members
+        distances.append(_distance_from_normalised(eps, *normalised))
         return (weights.unsqueeze(-1) * eps).sum(0)
 
     out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps)

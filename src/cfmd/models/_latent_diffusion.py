@@ -2,6 +2,7 @@
 
 The target is one or more slices of the latent (or the slices a modality owns); the conditions are any subset
 of: ``"rna"`` (standardised log-expression of all genes), ``"geneformer"`` (``mdata[rna].obsm[geneformer_key]``),
+``"esm"`` (the expression-weighted ESM-2 structural fingerprint from ``mdata[rna].varm[gene_embedding_key]``),
 ``"cancer_type"`` (one-hot of ``mdata.obs[cancer_type_key]``) and other slices of the latent (by name). The noise
 schedule, forward noising (``add_noise``) and reverse step are :class:`diffusers.DDPMScheduler`'s.
 """
@@ -22,6 +23,7 @@ from scvi.model.base import BaseModelClass
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
+from .._fingerprint import expression_weighted_fingerprint
 from .._layout import LatentLayout
 from .._logging import logger
 from .._utils import import_diffusers
@@ -37,12 +39,12 @@ from ._latent_imputer import (
     resolve_layout,
     validate_imputer_setup,
 )
-from .nn import ConditionalNoiseMLP
+from .nn import ConditionalNoiseMLP, StackedNoiseTrunks
 
 __all__ = ["RESERVED_CONDITIONS", "LatentDiffusion", "LatentDiffusionModule", "resolve_target"]
 
 #: Condition names that are not latent slices.
-RESERVED_CONDITIONS = ("rna", "geneformer", "cancer_type")
+RESERVED_CONDITIONS = ("rna", "geneformer", "esm", "cancer_type")
 
 
 def resolve_target(mdata, latent_key: str, layout: LatentLayout, target: str | Sequence[str]) -> list[str]:
@@ -87,6 +89,16 @@ def scaled_betas(num_train_timesteps: int, beta_start: float | None, beta_end: f
     return start, end
 
 
+def _spread(values: torch.Tensor, floor: float) -> torch.Tensor:
+    """Per-column SD of the training values; 1 for (near-)constant columns (SD < ``floor``).
+
+    Clamping such an SD to the floor instead would turn one count of a gene never expressed in training (or any
+    value of a constant condition column) into an input of 1e3-1e9 standard deviations for a new patient.
+    """
+    sd = values.std(0)
+    return torch.where(sd < floor, torch.ones_like(sd), sd)
+
+
 class _Stats(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -104,9 +116,14 @@ class LatentDiffusionModule(BaseModuleClass):
     target_slices
         Slices diffused (standardised with the training patients' mean and SD).
     conditions
-        ``[{"name", "kind", "dim"}]``; ``kind`` is ``"rna"``, ``"geneformer"``, ``"cancer_type"`` or ``"slice"``.
+        ``[{"name", "kind", "dim"}]``; ``kind`` is ``"rna"``, ``"geneformer"``, ``"esm"``, ``"cancer_type"`` or
+        ``"slice"``.
     n_genes, rna_scale
         The RNA input.
+    esm_genes, esm_embeddings, fingerprint_tau
+        The ``"esm"`` condition: positions (in the RNA's genes) of the genes with an ESM-2 embedding, their
+        ``(n, d_e)`` embeddings and the fingerprint's temperature (stored with the model, so a saved model needs
+        no embedding table on new patients).
     cancer_categories
         Categories of the cancer-type one-hot (training data's, sorted).
     ensemble
@@ -130,6 +147,9 @@ class LatentDiffusionModule(BaseModuleClass):
         n_genes: int,
         rna_scale: str,
         cancer_categories: Sequence[str] = (),
+        esm_genes: Sequence[int] | np.ndarray = (),
+        esm_embeddings: np.ndarray | None = None,
+        fingerprint_tau: float = 1.0,
         ensemble: bool = False,
         n_hidden: int = 256,
         n_layers: int = 3,
@@ -153,6 +173,10 @@ class LatentDiffusionModule(BaseModuleClass):
         n_target = int(self.target_index.size)
         self.register_buffer("gene_mean", torch.zeros(n_genes))
         self.register_buffer("gene_std", torch.ones(n_genes))
+        self.register_buffer("esm_genes", torch.as_tensor(np.asarray(esm_genes, dtype=np.int64)).reshape(-1))
+        table = np.zeros((0, 0), np.float32) if esm_embeddings is None else np.asarray(esm_embeddings, np.float32)
+        self.register_buffer("esm_embeddings", torch.as_tensor(table))
+        self.fingerprint_tau = float(fingerprint_tau)
         self.target_stats = _Stats(n_target)
         self.condition_stats = nn.ModuleDict({f"c{i}": _Stats(int(c["dim"])) for i, c in enumerate(self.conditions)})
         widths = {
@@ -194,7 +218,7 @@ class LatentDiffusionModule(BaseModuleClass):
         """Set every mean / SD from the training patients' raw inputs (``prepare(..., standardise=False)``)."""
         log_expr = log_normalise(raw["x"], self.rna_scale)
         self.gene_mean.copy_(log_expr.mean(0))
-        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
+        self.gene_std.copy_(_spread(log_expr, 1e-3))
         target = raw["target"]
         self.target_stats.mean.copy_(target.mean(0))
         self.target_stats.std.copy_(target.std(0).clamp_min(1e-6))
@@ -206,7 +230,7 @@ class LatentDiffusionModule(BaseModuleClass):
             if c["kind"] == "rna":
                 values = (log_normalise(values, self.rna_scale) - self.gene_mean) / self.gene_std
             stats.mean.copy_(values.mean(0))
-            stats.std.copy_(values.std(0).clamp_min(1e-6) if len(values) > 1 else torch.ones_like(stats.std))
+            stats.std.copy_(_spread(values, 1e-6) if len(values) > 1 else torch.ones_like(stats.std))
 
     def standardise(self, raw: Mapping) -> dict:
         """Raw inputs -> the network's units (target and conditions standardised, missing values 0)."""
@@ -222,6 +246,20 @@ class LatentDiffusionModule(BaseModuleClass):
                 value = (value - stats.mean) / stats.std
             out["conditions"][c["name"]] = torch.where(raw["masks"][c["name"]].reshape(-1, 1) > 0, value, 0.0)
         return out
+
+    def esm_fingerprint(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Raw RNA ``(n, n_genes)`` -> the expression-weighted structural fingerprint ``(n, d_e)``.
+
+        :func:`cfmd.pp.structural_fingerprint`'s definition (softmax over the ESM-covered genes of
+        :math:`\log_2(x + 1)` for counts, the values as given for log scales, at temperature ``fingerprint_tau``),
+        as :class:`~cfmd.models.CFMD` consumes it (there with a learned temperature).
+        """
+        covered = x[:, self.esm_genes].double()
+        log_expression = torch.log2(covered + 1.0) if self.rna_scale == "counts" else covered
+        fingerprint, _ = expression_weighted_fingerprint(
+            log_expression, self.esm_embeddings.double(), self.fingerprint_tau
+        )
+        return fingerprint.float()
 
     def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
         """Standardised target ``(..., n_target)`` -> latent units."""
@@ -265,11 +303,64 @@ def noise_loss(network, scheduler, batch: Mapping, generator: torch.Generator, r
     return torch.mean((network(x_t, t, batch["conditions"], masks) - noise) ** 2)
 
 
+class FusedDDPMStep:
+    """:meth:`diffusers.DDPMScheduler.step` (epsilon prediction, no clipping) as per-step coefficients.
+
+    ``x_{t-1} = a_t x_t - b_t eps + s_t z``, with ``a_t``, ``b_t``, ``s_t`` computed once from the scheduler's own
+    ``alphas_cumprod``, ``previous_timestep`` and ``_get_variance`` (its schedule, its variance type), and ``z``
+    drawn as the scheduler draws it (``torch.randn`` of the sample's shape from ``generator``, none at t = 0). One
+    step is then three in-place tensor operations instead of the scheduler's dozen plus Python bookkeeping; the
+    result equals the scheduler's step up to float rounding (checked in the tests).
+
+    Parameters
+    ----------
+    scheduler
+        A :class:`diffusers.DDPMScheduler`; ``set_timesteps(num_inference_steps)`` is called on it.
+    num_inference_steps
+        Reverse steps.
+    """
+
+    def __init__(self, scheduler, num_inference_steps: int) -> None:
+        config = scheduler.config
+        if config.prediction_type != "epsilon" or config.clip_sample or getattr(config, "thresholding", False):
+            raise ValueError("FusedDDPMStep needs epsilon prediction without clipping or thresholding")
+        if config.variance_type not in ("fixed_small", "fixed_large"):
+            raise ValueError(f"FusedDDPMStep supports fixed_small / fixed_large variances, not {config.variance_type}")
+        scheduler.set_timesteps(int(num_inference_steps))
+        self.timesteps = scheduler.timesteps
+        coefficients = []
+        for t in self.timesteps.tolist():
+            prev = scheduler.previous_timestep(t)
+            alpha_prod = scheduler.alphas_cumprod[t].double()
+            alpha_prod_prev = scheduler.alphas_cumprod[prev].double() if prev >= 0 else scheduler.one.double()
+            beta_prod, beta_prod_prev = 1 - alpha_prod, 1 - alpha_prod_prev
+            current_alpha = alpha_prod / alpha_prod_prev
+            original_coeff = alpha_prod_prev.sqrt() * (1 - current_alpha) / beta_prod
+            sample_coeff = current_alpha.sqrt() * beta_prod_prev / beta_prod
+            a = original_coeff / alpha_prod.sqrt() + sample_coeff
+            b = original_coeff * beta_prod.sqrt() / alpha_prod.sqrt()
+            s = float(scheduler._get_variance(t).double().sqrt()) if t > 0 else 0.0
+            coefficients.append((float(a), float(b), s))
+        self.coefficients = coefficients
+
+    def __call__(self, index: int, eps: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``x_{t-1}`` from ``x_t`` (overwritten in place) and the predicted noise at step ``index``."""
+        a, b, s = self.coefficients[index]
+        x.mul_(a).sub_(eps, alpha=b)
+        if s > 0:
+            x.add_(torch.randn(x.shape, generator=generator, dtype=x.dtype), alpha=s)
+        return x
+
+
 def reverse_diffusion(predict, scheduler, x: torch.Tensor, generator: torch.Generator, num_inference_steps: int):
-    """Run the reverse process from ``x`` (pure noise) with ``predict(x_t, t) -> eps``; returns ``x_0``."""
-    scheduler.set_timesteps(int(num_inference_steps))
-    for t in scheduler.timesteps:
-        x = scheduler.step(predict(x, t), t, x, generator=generator).prev_sample
+    """Run the reverse process from ``x`` (pure noise) with ``predict(x_t, t) -> eps``; returns ``x_0``.
+
+    The steps are the scheduler's, applied through :class:`FusedDDPMStep` (``x`` is not modified).
+    """
+    step = FusedDDPMStep(scheduler, num_inference_steps)
+    x = x.clone()
+    for index, t in enumerate(step.timesteps):
+        step(index, predict(x, t), x, generator)
     return x
 
 
@@ -287,7 +378,9 @@ def sample_network(
 ) -> torch.Tensor:
     """``n_samples`` generations per row, ``(n_samples, n_rows, n_features)`` (standardised units).
 
-    The condition embeddings (independent of ``x_t`` and ``t``) are computed once, not at every step.
+    The condition embeddings (independent of ``x_t`` and ``t``) are computed once, not at every step, and the
+    trunk runs as :class:`~cfmd.models.nn.StackedNoiseTrunks` of one member (BatchNorm folded, preallocated
+    buffers).
     """
     was_training = network.training
     network.eval()
@@ -295,9 +388,11 @@ def sample_network(
     rep_masks = {k: v.repeat(n_samples) for k, v in masks.items()}
     c_emb = network.embed_conditions(rep, rep_masks, batch_size=n_rows * n_samples)
     x = torch.randn((n_rows * n_samples, network.n_features), generator=generator)
+    scheduler.set_timesteps(int(num_inference_steps))
+    trunk = StackedNoiseTrunks([network]).session(c_emb.unsqueeze(0), scheduler.timesteps)
 
     def predict(x_t, t):
-        return network.trunk(x_t, network.embed_time(t.reshape(1)).expand(x_t.shape[0], -1), c_emb)
+        return trunk(x_t, t.reshape(1))[0]
 
     out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps)
     network.train(was_training)
@@ -399,15 +494,18 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
     target
         A slice, a list of slices, or a modality (its slices; see :func:`resolve_target`).
     conditions
-        Condition names: ``"rna"``, ``"geneformer"`` (needs ``geneformer_key`` at setup), ``"cancer_type"``
-        (needs ``cancer_type_key``) and/or other slices of the latent. Default: ``["rna"]`` plus the
-        Geneformer embedding and cancer type when registered.
+        Condition names: ``"rna"``, ``"geneformer"`` (needs ``geneformer_key`` at setup), ``"esm"`` (the
+        expression-weighted ESM-2 structural fingerprint; needs ``gene_embedding_key`` at setup),
+        ``"cancer_type"`` (needs ``cancer_type_key``) and/or other slices of the latent. Default: ``["rna"]`` plus
+        the Geneformer embedding, the ESM-2 fingerprint and cancer type when registered.
     layout
         The latent's layout (default: stored next to the latent).
     n_hidden, n_layers, time_embedding_dim, condition_embedding_dim
         Noise-network widths (the seed's grid: hidden 256-1024, 4-7 layers, time 64/128, condition 8-32).
     num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
         :class:`diffusers.DDPMScheduler` settings (the seed: T = 1000, linear 1e-4 -> 0.02, sigma_t^2 = beta_t).
+    fingerprint_tau
+        Temperature of the ``"esm"`` condition's fingerprint (as :func:`cfmd.pp.structural_fingerprint`'s ``tau``).
     split_key, split_fractions, seed
         As for :class:`~cfmd.models.CFMD`.
     """
@@ -432,6 +530,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         beta_start: float | None = None,
         beta_end: float | None = None,
         variance_type: Literal["fixed_small", "fixed_large"] = "fixed_large",
+        fingerprint_tau: float = 1.0,
         split_key: str | None = "cfmd_split",
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
         seed: int = 42,
@@ -447,8 +546,15 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             check_positive_int(value, name)
         if conditions is None:
             conditions = ["rna"] + (["geneformer"] if args.get("geneformer_key") else [])
+            conditions += ["esm"] if args.get("gene_embedding_key") else []
             if args.get("cancer_type_key") and args["cancer_type_key"] in mdata.obs:
                 conditions.append("cancer_type")
+        if (
+            isinstance(fingerprint_tau, bool)
+            or not isinstance(fingerprint_tau, int | float)
+            or not (np.isfinite(fingerprint_tau) and fingerprint_tau > 0)
+        ):
+            raise InvalidInputError(f"`fingerprint_tau` must be a positive number; got {fingerprint_tau!r}.")
         specs = self._condition_specs(mdata, layout_obj, target_slices, conditions, args)
         if self._ensemble and len(specs) < 1:
             raise InvalidInputError("`conditions` must name at least one condition for a Coherent Denoising ensemble.")
@@ -462,6 +568,8 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             "n_genes": mdata.mod[args["rna_key"]].n_vars,
             "rna_scale": args["rna_scale"],
             "cancer_categories": categories,
+            **self._esm_table(mdata, specs, args),
+            "fingerprint_tau": float(fingerprint_tau),
             "ensemble": self._ensemble,
             "n_hidden": n_hidden,
             "n_layers": n_layers,
@@ -503,10 +611,11 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         rna_layer: str | None = None,
         rna_scale: Literal["counts", "log2", "zscore"] = "counts",
         geneformer_key: str | None = None,
+        gene_embedding_key: str | None = None,
         cancer_type_key: str | None = "cancer_type",
         **kwargs,
     ) -> None:
-        """Register RNA, the latent and an optional Geneformer embedding (validated first; nothing changes on error).
+        """Register RNA, the latent and optional teacher embeddings (validated first; nothing changes on error).
 
         Parameters
         ----------
@@ -518,6 +627,10 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             The RNA modality, its layer and declared scale.
         geneformer_key
             ``mdata[rna_key].obsm`` key of the Geneformer embedding (the ``"geneformer"`` condition), or None.
+        gene_embedding_key
+            ``mdata[rna_key].varm`` key of the per-gene ESM-2 embeddings (:func:`cfmd.pp.esm_gene_embeddings`;
+            genes with a non-finite row have none) from which the ``"esm"`` condition, the expression-weighted
+            structural fingerprint, is computed; or None.
         cancer_type_key
             ``mdata.obs`` column of the cancer type (the ``"cancer_type"`` condition), or None.
         **kwargs
@@ -530,7 +643,16 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             rna_layer=rna_layer,
             rna_scale=rna_scale,
             geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key,
         )
+        if (
+            gene_embedding_key is not None
+            and not np.isfinite(np.asarray(mdata.mod[rna_key].varm[gene_embedding_key], dtype=float)).all(axis=1).any()
+        ):
+            raise InvalidInputError(
+                f"mdata[{rna_key!r}].varm[{gene_embedding_key!r}] has no gene with a finite embedding (the 'esm' "
+                "condition needs some)."
+            )
         if cancer_type_key is not None and not isinstance(cancer_type_key, str):
             raise InvalidInputError(f"`cancer_type_key` must be a column name or None; got {cancer_type_key!r}.")
         setup_method_args = cls._get_setup_method_args(**locals())
@@ -564,6 +686,14 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
                     )
                 dim = np.shape(mdata.mod[args["rna_key"]].obsm[args["geneformer_key"]])[1]
                 specs.append({"name": name, "kind": "geneformer", "dim": int(dim)})
+            elif name == "esm":
+                if not args.get("gene_embedding_key"):
+                    raise InvalidInputError(
+                        "Condition 'esm' needs `gene_embedding_key` in setup_mudata (the per-gene ESM-2 embeddings "
+                        "in mdata[rna_key].varm; see cfmd.pp.esm_gene_embeddings)."
+                    )
+                dim = np.shape(mdata.mod[args["rna_key"]].varm[args["gene_embedding_key"]])[1]
+                specs.append({"name": name, "kind": "esm", "dim": int(dim)})
             elif name == "cancer_type":
                 key = args.get("cancer_type_key")
                 if not key or key not in mdata.obs:
@@ -584,6 +714,15 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
                     f"layout ({layout.names})."
                 )
         return specs
+
+    @staticmethod
+    def _esm_table(mdata, specs, args) -> dict:
+        """Module kwargs of the ``"esm"`` condition: covered gene positions and their embeddings (or nothing)."""
+        if not any(c["kind"] == "esm" for c in specs):
+            return {}
+        table = np.asarray(mdata.mod[args["rna_key"]].varm[args["gene_embedding_key"]], dtype=np.float32)
+        genes = np.flatnonzero(np.isfinite(table).all(axis=1))
+        return {"esm_genes": genes, "esm_embeddings": table[genes]}
 
     # ------------------------------------------------------------------ data
     @torch.no_grad()
@@ -614,6 +753,8 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
                 value, mask = x, torch.ones(n)
             elif kind == "geneformer":
                 value, mask = torch.cat(gfs), torch.ones(n)
+            elif kind == "esm":
+                value, mask = module.esm_fingerprint(x), torch.ones(n)
             elif kind == "cancer_type":
                 key = args.get("cancer_type_key")
                 labels = mdata.obs[key].astype(object).to_numpy() if key in mdata.obs else np.full(n, None)

@@ -48,6 +48,7 @@ def generate(
     rna_layer: str | None = None,
     rna_scale: Literal["counts", "log2", "zscore"] = "counts",
     geneformer_key: str | None = None,
+    gene_embedding_key: str | None = None,
     cancer_type_key: str | None = "cancer_type",
     split_key: str | None = "cfmd_split",
     seed: int = 42,
@@ -84,8 +85,10 @@ def generate(
         Generations per patient.
     return_samples
         Also write the generations (``.obsm[f"{key_added}_samples"]``).
-    rna_key, rna_layer, rna_scale, geneformer_key, cancer_type_key
-        Passed to ``setup_mudata`` when training.
+    rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key, cancer_type_key
+        Passed to ``setup_mudata`` when training (``gene_embedding_key``: the per-gene ESM-2 embeddings in
+        ``mdata[rna_key].varm`` that the ``"esm"`` condition, the expression-weighted structural fingerprint, is
+        computed from).
     split_key, seed
         Patient split (as for :func:`~cfmd.tl.impute`) and the seed of split, initialisation, training and sampling.
     max_epochs
@@ -130,7 +133,8 @@ def generate(
         return _generate(
             mdata, model=model, target=target, conditions=conditions, latent_key=latent_key, key_added=key_added,
             fill=fill, n_samples=n_samples, return_samples=return_samples, rna_key=rna_key, rna_layer=rna_layer,
-            rna_scale=rna_scale, geneformer_key=geneformer_key, cancer_type_key=cancer_type_key, split_key=split_key,
+            rna_scale=rna_scale, geneformer_key=geneformer_key, gene_embedding_key=gene_embedding_key,
+            cancer_type_key=cancer_type_key, split_key=split_key,
             seed=seed, max_epochs=max_epochs, model_kwargs=model_kwargs, train_kwargs=train_kwargs,
             save_model=save_model, prefix=prefix, min_gene_overlap=min_gene_overlap,
         )  # fmt: skip
@@ -171,8 +175,8 @@ def load_generative(path, mdata, *, prefix=None, min_gene_overlap=0.5):
 
 def _generate(
     mdata, *, model, target, conditions, latent_key, key_added, fill, n_samples, return_samples, rna_key, rna_layer,
-    rna_scale, geneformer_key, cancer_type_key, split_key, seed, max_epochs, model_kwargs, train_kwargs, save_model,
-    prefix, min_gene_overlap,
+    rna_scale, geneformer_key, gene_embedding_key, cancer_type_key, split_key, seed, max_epochs, model_kwargs,
+    train_kwargs, save_model, prefix, min_gene_overlap,
 ):  # fmt: skip
     import pandas as pd
 
@@ -197,6 +201,7 @@ def _generate(
             rna_layer=rna_layer,
             rna_scale=rna_scale,
             geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key,
             cancer_type_key=cancer_type_key,
         )
         model = cls(mdata, target=target, conditions=conditions, split_key=split_key, seed=int(seed),
@@ -291,8 +296,8 @@ def _generate(
 def run_generative_method(kind: str):
     """A :class:`~cfmd.tl.ImputationMethod` runner for ``"diffusion"`` / ``"coherent_denoising"``.
 
-    Target: every slice of the layout; conditions: RNA, the Geneformer embedding (when present) and the cancer type
-    (when in ``.obs``). Trained on the context's split; the mean of 10 generations is the imputation; the per-patient
+    Target: every slice of the layout; conditions: RNA, the Geneformer embedding and the ESM-2 structural
+    fingerprint (when their embeddings are present) and the cancer type (when in ``.obs``). Trained on the context's split; the mean of 10 generations is the imputation; the per-patient
     uncertainty and per-slice variance fractions go to ``context.state[f"{kind}_uncertainty"]`` /
     ``[f"{kind}_variance"]``. ``context.state[f"{kind}_kwargs"]``, when set, holds extra model arguments (widths,
     ``num_train_timesteps``).
@@ -306,11 +311,14 @@ def run_generative_method(kind: str):
         cls = _model_class(kind)
         rna = context.mdata.mod[context.rna_key]
         geneformer = context.geneformer_key if context.geneformer_key in rna.obsm else None
+        esm = context.gene_embedding_key if context.gene_embedding_key in rna.varm else None
+        if esm is not None and not np.isfinite(np.asarray(rna.varm[esm], dtype=float)).all(axis=1).any():
+            esm = None
         cls.setup_mudata(
             context.mdata, latent_key=context.latent_key, rna_key=context.rna_key, rna_layer=context.rna_layer,
-            rna_scale=context.rna_scale, geneformer_key=geneformer,
+            rna_scale=context.rna_scale, geneformer_key=geneformer, gene_embedding_key=esm,
         )  # fmt: skip
-        conditions = ["rna"] + (["geneformer"] if geneformer else [])
+        conditions = ["rna"] + (["geneformer"] if geneformer else []) + (["esm"] if esm else [])
         conditions += ["cancer_type"] if "cancer_type" in context.mdata.obs else []
         model = cls(context.mdata, target=context.layout.names, conditions=conditions, layout=context.layout,
                     split_key=context.split_key, seed=int(context.seed),

@@ -24,6 +24,11 @@ from ..._utils import import_diffusers
 __all__ = ["ConditionalNoiseMLP", "StackedNoiseTrunks"]
 
 
+def _aligned(width: int) -> int:
+    """``width`` rounded up to a multiple of 8 (odd GEMM widths are markedly slower in MKL on CPU)."""
+    return -(-int(width) // 8) * 8
+
+
 class ConditionalNoiseMLP(nn.Module):
     """Noise predictor ``eps_theta(x_t, t, {c_k})`` of a conditional DDPM on tabular (latent) data.
 
@@ -126,16 +131,17 @@ class ConditionalNoiseMLP(nn.Module):
 class StackedNoiseTrunks:
     """Several :class:`ConditionalNoiseMLP` of identical shape evaluated as one batched call (evaluation mode).
 
-    The weights are stacked once, with BatchNorm's running statistics folded into the preceding linear layer and
-    every concatenation split into a sum of products. Two things then stop depending on the row or the step:
+    The weights are stacked once, BatchNorm's running statistics folded into the preceding linear layer, and every
+    layer written as ONE augmented matrix ``[[W], [bias]]`` acting on activations that carry a constant-1 column
+    (the matrices keep that column alive; widths padded to a multiple of 8), so a layer is a single ``torch.bmm`` into a preallocated buffer plus an
+    in-place ReLU: no bias pass, no concatenation, no broadcast copy. Two things stop depending on the row:
 
-    - the condition embeddings' contribution to the first layer depends on neither ``x_t`` nor ``t``: computed
-      once per sampling run (:meth:`condition_bias`);
+    - the condition embeddings are fixed columns of the first layer's input buffer (written once per run);
     - the time embedding is the same for every row at a step: embedded once per step (one row) and its
-      contribution to each layer broadcast over the rows.
+      contribution to each layer added to that layer's bias row.
 
-    One reverse step of an M-member ensemble is then ``n_layers + 1`` batched matrix products on ``x_t`` and the
-    hidden activations only, instead of M full forward passes.
+    One reverse step of an M-member ensemble is then ``n_layers + 1`` batched matrix products (and a copy of the
+    ``(batch, n_features)`` ``x_t`` into the input buffer) instead of M full forward passes.
 
     Parameters
     ----------
@@ -149,49 +155,97 @@ class StackedNoiseTrunks:
         if len(shapes) != 1 or len({net.time_embedding_dim for net in networks}) != 1:
             raise ValueError("stacked networks must have identical trunk shapes")
         n_x, n_t = first.n_features, first.time_embedding_dim
-        self.time_embedding_dim = n_t
+        self.n_features, self.time_embedding_dim = n_x, n_t
+        self.n_members = len(networks)
         with torch.no_grad():
             self.time_w = torch.stack([n.time_dense.weight.T for n in networks])  # (M, s, s)
             self.time_b = torch.stack([n.time_dense.bias for n in networks]).unsqueeze(1)  # (M, 1, s)
-            self.layers = []  # per layer: (W on the previous activations, W on t_emb, bias), BatchNorm folded
+            # per layer k: augmented matrix (M, n_in + 1, n_out [+ 1]); base bias (M, 1, n_out); W on t_emb
+            self.matrices, self.bias_rows, self.biases, self.time_weights = [], [], [], []
             for k in range(len(first.hidden)):
-                w_h, w_t, biases = [], [], []
+                w_in, w_t, biases = [], [], []
                 for net in networks:
                     lin, bn = net.hidden[k], net.norms[k]
                     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
                     weight = lin.weight * scale[:, None]
-                    n_prev = n_x if k == 0 else lin.in_features - n_t
-                    w_h.append(weight[:, :n_prev].T)
-                    w_t.append(weight[:, n_prev : n_prev + n_t].T)
-                    if k == 0:
-                        self._first_condition_w = getattr(self, "_first_condition_w", []) + [weight[:, n_x + n_t :].T]
+                    if k == 0:  # input [x, t_emb, c_emb] -> rows for x then c_emb
+                        w_in.append(torch.cat([weight[:, :n_x], weight[:, n_x + n_t :]], 1).T)
+                        w_t.append(weight[:, n_x : n_x + n_t].T)
+                    else:  # input [h, t_emb]
+                        n_prev = lin.in_features - n_t
+                        w_in.append(weight[:, :n_prev].T)
+                        w_t.append(weight[:, n_prev:].T)
                     biases.append((lin.bias - bn.running_mean) * scale + bn.bias)
-                self.layers.append((torch.stack(w_h), torch.stack(w_t), torch.stack(biases).unsqueeze(1)))
-            self.condition_w = torch.stack(self._first_condition_w)  # (M, E, H)
-            del self._first_condition_w
+                self._add_layer(torch.stack(w_in), torch.stack(w_t), torch.stack(biases), keep_one=True)
             n_h = first.output.in_features - n_t
-            self.out_w = torch.stack([n.output.weight[:, :n_h].T for n in networks])
-            self.out_wt = torch.stack([n.output.weight[:, n_h:].T for n in networks])
-            self.out_b = torch.stack([n.output.bias for n in networks]).unsqueeze(1)
+            self._add_layer(
+                torch.stack([n.output.weight[:, :n_h].T for n in networks]),
+                torch.stack([n.output.weight[:, n_h:].T for n in networks]),
+                torch.stack([n.output.bias for n in networks]),
+                keep_one=False,
+            )
+        self.n_condition_inputs = self.bias_rows[0] - n_x
 
-    def condition_bias(self, c_emb: torch.Tensor) -> torch.Tensor:
-        """``(M, batch, E)`` condition embeddings -> their ``(M, batch, H)`` first-layer contribution (+ bias)."""
-        return torch.baddbmm(self.layers[0][2], c_emb, self.condition_w)
+    def _add_layer(self, w_in: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor, *, keep_one: bool) -> None:
+        n_members, n_in, n_out = w_in.shape
+        rows = self.matrices[-1].shape[2] if self.matrices else _aligned(n_in + 1)
+        matrix = torch.zeros(n_members, rows, _aligned(n_out + 1) if keep_one else n_out, dtype=w_in.dtype)
+        matrix[:, :n_in, :n_out] = w_in  # row n_in: the bias (rewritten per step); rows below: padding
+        if keep_one:
+            matrix[:, n_in, n_out] = 1.0  # the constant-1 column survives the layer (and its ReLU)
+        self.matrices.append(matrix)
+        self.bias_rows.append(n_in)
+        self.biases.append(bias.unsqueeze(1))
+        self.time_weights.append(w_t)
 
-    def predict(self, x: torch.Tensor, t: torch.Tensor, condition_bias: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(batch, F)``, one timestep ``t``, :meth:`condition_bias` -> predicted noise ``(M, batch, F)``."""
-        n_members = condition_bias.shape[0]
-        sinusoid = import_diffusers().get_timestep_embedding(
-            t.reshape(-1)[:1], self.time_embedding_dim, flip_sin_to_cos=False
+    def time_rows(self, timesteps: torch.Tensor) -> list[torch.Tensor]:
+        """Per layer, the ``(M, len(timesteps), n_out)`` bias rows (bias + time embedding's contribution)."""
+        sinusoid = (
+            import_diffusers()
+            .get_timestep_embedding(timesteps.reshape(-1), self.time_embedding_dim, flip_sin_to_cos=False)
+            .to(self.time_w.dtype)
         )
-        t_emb = torch.relu(torch.baddbmm(self.time_b, sinusoid.expand(n_members, -1, -1), self.time_w))  # (M, 1, s)
-        w_x, w_t, _ = self.layers[0]
-        h = torch.baddbmm(condition_bias, x.expand(n_members, -1, -1), w_x)
-        h.add_(torch.bmm(t_emb, w_t)).relu_()  # in place: the activations are the only (M, batch, H) tensors
-        for w_h, w_t, bias in self.layers[1:]:
-            h = torch.baddbmm(torch.baddbmm(bias, t_emb, w_t), h, w_h).relu_()
-        return torch.baddbmm(torch.baddbmm(self.out_b, t_emb, self.out_wt), h, self.out_w)
+        t_emb = torch.baddbmm(self.time_b, sinusoid.expand(self.n_members, -1, -1), self.time_w).relu_()
+        return [torch.baddbmm(bias, t_emb, w_t) for bias, w_t in zip(self.biases, self.time_weights)]
+
+    def session(self, c_emb: torch.Tensor, timesteps: torch.Tensor | None = None):
+        """A predictor ``(x, t) -> (M, batch, F)`` for fixed ``(M, batch, E)`` condition embeddings.
+
+        Its activation buffers are allocated once, and the time-dependent bias rows of ``timesteps`` (e.g. the
+        scheduler's) are computed up front in one batched call (other timesteps on first use, then cached). The
+        returned noise tensor is overwritten by the next call (no gradients: evaluation only).
+        """
+        n_members, n_rows, _ = c_emb.shape
+        if n_members != self.n_members or c_emb.shape[2] != self.n_condition_inputs:
+            raise ValueError(f"c_emb must be (M={self.n_members}, batch, {self.n_condition_inputs})")
+        n_x = self.n_features
+        with torch.no_grad():
+            inputs = torch.zeros(n_members, n_rows, self.matrices[0].shape[1], dtype=self.matrices[0].dtype)
+            inputs[..., n_x : self.bias_rows[0]] = c_emb
+            inputs[..., self.bias_rows[0]] = 1.0
+            buffers = [torch.empty(n_members, n_rows, m.shape[2], dtype=m.dtype) for m in self.matrices]
+            matrices = [m.clone() for m in self.matrices]  # bias rows rewritten at every step
+            cache: dict[int, list[torch.Tensor]] = {}
+            if timesteps is not None and len(timesteps):
+                rows = self.time_rows(torch.as_tensor(timesteps))
+                cache = {int(t): [r[:, k] for r in rows] for k, t in enumerate(torch.as_tensor(timesteps).tolist())}
+        targets = [m[:, row, : b.shape[2]] for m, row, b in zip(matrices, self.bias_rows, self.biases)]
+
+        @torch.no_grad()
+        def predict(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            key = int(t.reshape(-1)[0])
+            if key not in cache:
+                cache[key] = [r[:, 0] for r in self.time_rows(t.reshape(-1)[:1])]
+            for target, row in zip(targets, cache[key]):
+                target.copy_(row)
+            inputs[..., :n_x] = x
+            h = inputs
+            for matrix, out in zip(matrices[:-1], buffers[:-1]):
+                h = torch.bmm(h, matrix, out=out).relu_()
+            return torch.bmm(h, matrices[-1], out=buffers[-1])
+
+        return predict
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor) -> torch.Tensor:
         """``x`` ``(batch, F)``, one timestep ``t``, ``c_emb`` ``(M, batch, E)`` -> noise ``(M, batch, F)``."""
-        return self.predict(x, t, self.condition_bias(c_emb))
+        return self.session(c_emb)(x, t).clone()
