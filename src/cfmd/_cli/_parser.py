@@ -1,4 +1,4 @@
-"""The ``cfmd`` argument parser: sub-commands ``demo``, ``impute`` and ``benchmark`` and their option types."""
+"""The ``cfmd`` argument parser: sub-commands ``demo``, ``impute``, ``benchmark`` and ``rescue`` and their option types."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  cfmd demo --out cfmd_demo_output\n"
             "  cfmd impute cohort.h5mu --out imputed.h5mu --save-model cfmd_model\n"
             "  cfmd impute new_patients.h5mu --model cfmd_model --out new_patients_imputed.h5mu\n"
-            "  cfmd benchmark cohort.h5mu --out benchmark --seeds 42 --loco fast\n\n"
+            "  cfmd benchmark cohort.h5mu --out benchmark --seeds 42 --loco fast\n"
+            "  cfmd rescue cohort.h5mu --out rescue --imputers ridge poe_rna_only cfmd\n\n"
             "Run 'cfmd COMMAND --help' for the options of a command."
         ),
     )
@@ -381,4 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write into OUT even if it exists and is not empty, replacing the benchmark's files (default: off)",
     )
     bench.set_defaults(run=cmd_benchmark, parser=bench)
+
+    from ._rescue import add_rescue_parser
+
+    add_rescue_parser(commands, common)
     return parser

@@ -6,10 +6,19 @@ writes, given as a DataFrame or read from ``mdata.uns``.
 """
 
 from ._base import OKABE_ITO
+from ._downstream_rescue import downstream_rescue
 from ._latent_umap import latent_umap
 from ._loco import loco
 from ._reconstruction_utility import reconstruction_utility
 from ._slice_r2 import slice_r2
 from ._slice_semantics import slice_semantics
 
-__all__ = ["OKABE_ITO", "latent_umap", "loco", "reconstruction_utility", "slice_r2", "slice_semantics"]
+__all__ = [
+    "OKABE_ITO",
+    "downstream_rescue",
+    "latent_umap",
+    "loco",
+    "reconstruction_utility",
+    "slice_r2",
+    "slice_semantics",
+]
