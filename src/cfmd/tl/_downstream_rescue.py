@@ -35,6 +35,7 @@ from ..metrics import (
     concordance_index,
     harrell_c,
     make_strata,
+    multivariate_r2,
     percentile_interval,
     resampled_statistic,
     stratified_bootstrap_indices,
@@ -397,6 +398,9 @@ def downstream_rescue(
     ``.uns[key_added]["per_cancer_type"]``
         DataFrame: task, model, metric, pattern, condition, cancer_type, n_patients, n_events, value (C-index NaN
         below 5 events; for a cancer-type classifier, the F1 and recall of that class).
+    ``.uns[key_added]["imputation_r2"]``
+        DataFrame: imputer, pattern, n_dims, r2: how well each imputer reconstructs the missing slices of the test
+        patients (multivariate :math:`R^2`, :func:`~cfmd.metrics.multivariate_r2`), next to what it does downstream.
     ``.uns[key_added]["settings"]``
         imputers, patterns, missing slices per pattern, ablation, label_key, classifiers, survival_models, n_test
         (per task), n_train, n_boot, ci, seed, notes.
@@ -621,6 +625,15 @@ def _downstream_rescue(
                     per_type += _per_cancer_survival(kind, pattern, condition, time, event, risk, test_cancer[keep])
 
     results = pd.DataFrame(results)
+    imputation_r2 = pd.DataFrame(
+        [
+            {"imputer": name, "pattern": pattern_label(p), "n_dims": int(dims.size),
+             "r2": float(multivariate_r2(latent_all[test][:, dims], prediction[test][:, dims]))}
+            for name, prediction in imputed.items()
+            for p, dims in missing.items()
+        ],
+        columns=["imputer", "pattern", "n_dims", "r2"],
+    )  # fmt: skip
     comparisons = _comparisons(results, distributions, imputers, ci)
     table = _table2(results, comparisons, imputers)
     settings = {
@@ -648,6 +661,7 @@ def _downstream_rescue(
         "table": table,
         "comparisons": comparisons,
         "per_cancer_type": pd.DataFrame(per_type),
+        "imputation_r2": imputation_r2,
         "settings": settings,
     }
     logger.info(
