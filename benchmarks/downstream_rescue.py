@@ -185,6 +185,13 @@ def markdown(results, args) -> str:
             *[f"| {m} | " + " | ".join(f"{v:.3f}" for v in r2.loc[m]) + " |" for m in imputers if m in r2.index],
             "",
         ]
+        diverged = [m for m in imputers if m in r2.index and r2.loc[m].min() < -1]
+        if diverged:
+            lines += [
+                f"Warning: {', '.join(diverged)} reconstruct the missing slices with R^2 < -1 (predictions far outside "
+                "the data's range): their gains measure that failure, not what imputation can do.",
+                "",
+            ]
         per_type = result["per_cancer_type"]
         surv = per_type[(per_type["task"] == "survival") & (per_type["model"] == "cox_head")]
         if len(surv):
