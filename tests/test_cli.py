@@ -91,7 +91,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", [None, "demo", "impute", "benchmark"])
+@pytest.mark.parametrize("command", [None, "demo", "impute", "benchmark", "prioritize", "rescue"])
 def test_help_lists_every_option_with_its_default(capsys, command):
     parser = _cli.build_parser()
     target = parser if command is None else _subparsers(parser)[command]
@@ -106,7 +106,7 @@ def test_help_lists_every_option_with_its_default(capsys, command):
     for code_number in _cli.EXIT_CODES:
         assert f"  {code_number} " in out
     if command is None:
-        assert all(name in out for name in ("demo", "impute", "benchmark"))
+        assert all(name in out for name in ("demo", "impute", "benchmark", "prioritize", "rescue"))
     if command == "benchmark":
         assert "cfmd_split" in out and all(name in out for name in cfmd.tl.METHODS)
 

@@ -1,4 +1,4 @@
-"""The ``cfmd`` command line: ``cfmd demo``, ``cfmd impute``, ``cfmd benchmark`` and ``cfmd prioritize``.
+"""The ``cfmd`` command line: ``cfmd demo``, ``cfmd impute``, ``cfmd benchmark``, ``cfmd prioritize`` and ``cfmd rescue``.
 
 Made for pipelines: results go to files (and a short summary to stdout), progress and warnings to stderr, and every
 failure ends with one line ``cfmd: error: <message>`` on stderr and a documented exit code (:data:`EXIT_CODES`);
@@ -6,8 +6,8 @@ a traceback is printed only with ``--debug``. Output paths are checked before an
 
 The package splits the command line into one module per concern: :mod:`._parser` (arguments),
 :mod:`._console` (exit codes, messages, logging), :mod:`._io` (path checks, reading, atomic writing) and one
-module per command (:mod:`._demo`, :mod:`._impute`, :mod:`._benchmark`, :mod:`._prioritize`). The console
-script is ``cfmd._cli:main``.
+module per command (:mod:`._demo`, :mod:`._impute`, :mod:`._benchmark`, :mod:`._prioritize`,
+:mod:`._rescue`). The console script is ``cfmd._cli:main``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``cfmd`` argument parser: the sub-commands (demo, impute, benchmark, prioritize) and their option types."""
+"""The ``cfmd`` argument parser: the sub-commands (demo, impute, benchmark, prioritize, rescue) and their option types."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _add_console_options(parser: argparse.ArgumentParser, *, suppress: bool) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``cfmd`` argument parser with its sub-commands ``demo``, ``impute``, ``benchmark`` and ``prioritize``."""
+    """The ``cfmd`` argument parser with its sub-commands ``demo``, ``impute``, ``benchmark``, ``prioritize`` and ``rescue``."""
     from .. import __version__
     from .._demo import DEMO_PROTOCOLS, run_demo
     from ..tl import DEFAULT_METHODS, METHODS
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  cfmd impute cohort.h5mu --out imputed.h5mu --save-model cfmd_model\n"
             "  cfmd impute new_patients.h5mu --model cfmd_model --out new_patients_imputed.h5mu\n"
             "  cfmd benchmark cohort.h5mu --out benchmark --seeds 42 --loco fast\n"
-            "  cfmd prioritize generated.h5mu --out prioritized.h5mu --modality meth\n\n"
+            "  cfmd prioritize generated.h5mu --out prioritized.h5mu --modality meth\n"
+            "  cfmd rescue cohort.h5mu --out rescue --imputers ridge poe_rna_only cfmd\n\n"
             "Run 'cfmd COMMAND --help' for the options of a command."
         ),
     )
@@ -387,4 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._prioritize import add_prioritize_parser
 
     add_prioritize_parser(commands, common, _HelpFormatter, _exit_codes_text(), _int_at_least)
+
+    # ------------------------------------------------------------------ rescue
+    from ._rescue import add_rescue_parser
+
+    add_rescue_parser(commands, common)
     return parser

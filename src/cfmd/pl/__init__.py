@@ -7,6 +7,7 @@ writes, given as a DataFrame or read from ``mdata.uns``.
 
 from ._acquisition_curve import acquisition_curve
 from ._base import OKABE_ITO
+from ._downstream_rescue import downstream_rescue
 from ._latent_umap import latent_umap
 from ._loco import loco
 from ._reconstruction_utility import reconstruction_utility
@@ -17,6 +18,7 @@ from ._unconditional_check import unconditional_check
 __all__ = [
     "OKABE_ITO",
     "acquisition_curve",
+    "downstream_rescue",
     "latent_umap",
     "loco",
     "reconstruction_utility",

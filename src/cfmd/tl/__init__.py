@@ -9,6 +9,13 @@ import warnings as _warnings
 from .. import metrics as _metrics
 from ._benchmark import DEFAULT_METHODS, benchmark, format_markdown, write_benchmark
 from ._decode import decode
+from ._downstream_rescue import (
+    RESCUE_CLASSIFIERS,
+    RESCUE_CONDITIONS,
+    RESCUE_IMPUTERS,
+    RESCUE_SURVIVAL_MODELS,
+    downstream_rescue,
+)
 from ._evaluate import evaluate, evaluation_settings, score_methods
 from ._fit_latent import fit_latent
 from ._generate import GENERATIVE_MODELS, generate
@@ -28,6 +35,11 @@ __all__ = [
     "MethodContext",
     "benchmark",
     "decode",
+    "downstream_rescue",
+    "RESCUE_CLASSIFIERS",
+    "RESCUE_CONDITIONS",
+    "RESCUE_IMPUTERS",
+    "RESCUE_SURVIVAL_MODELS",
     "evaluate",
     "generate",
     "GENERATIVE_MODELS",
