@@ -63,10 +63,12 @@ def test_consensus_equals_the_per_member_loop(ensemble):
     module = model.module
     data = model._inputs_for(None, np.arange(12), None)
     model.coherence_["coherence_threshold"] = 2.0  # accept everything: one pass, comparable noise draws
+    module.clip_denoised = False  # the loop below is the scheduler's unclipped step (clipping: test_latent_diffusion)
     try:
         batched, _ = model._sample(data, 12, 1, torch.Generator().manual_seed(3), 20)
     finally:
         model.coherence_["coherence_threshold"] = 0.5
+        module.clip_denoised = True
     generator = torch.Generator().manual_seed(3)
     x = torch.randn((12, 6), generator=generator)
     scheduler = module.make_scheduler()

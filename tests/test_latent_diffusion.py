@@ -116,6 +116,8 @@ def test_bad_inputs_named_before_work(trained):
         LatentDiffusion(mdata, target="meth", conditions=["meth"], **TINY)
     with pytest.raises(InvalidInputError, match="`target` 'rppa'"):
         LatentDiffusion(mdata, target="rppa", **TINY)
+    with pytest.raises(InvalidInputError, match="`clip_denoised` must be True or False"):
+        LatentDiffusion(mdata, target="meth", clip_denoised="yes", **TINY)
     with pytest.raises(InvalidInputError, match="n_samples"):
         model.generate(n_samples=0)
     with pytest.raises(InvalidInputError, match="not conditions of this model"):
@@ -295,3 +297,49 @@ def test_gene_constant_in_training_is_centred_not_amplified():
     value = module.standardise({"conditions": {"rna": new}, "masks": {"rna": torch.ones(1)}})["conditions"]["rna"]
     expected = torch.log1p(new[0, 1] / new.sum() * 1e4)  # centred at the training mean 0, SD 1: not divided by ~0
     torch.testing.assert_close(value[0, 1], expected)
+
+
+@pytest.mark.parametrize("variance_type", ["fixed_large", "fixed_small"])
+def test_clipped_step_is_the_schedulers_clip_sample(variance_type):
+    """With bounds, the fused step is diffusers' own step with ``clip_sample`` (here a scalar range, as diffusers has)."""
+    from cfmd._utils import import_diffusers
+    from cfmd.models._latent_diffusion import FusedDDPMStep
+
+    config = {"num_train_timesteps": 20, "beta_start": 0.005, "beta_end": 0.4, "variance_type": variance_type}
+    scheduler = import_diffusers().DDPMScheduler(**config, clip_sample=False)
+    reference = import_diffusers().DDPMScheduler(**config, clip_sample=True, clip_sample_range=1.5)
+    step = FusedDDPMStep(scheduler, 20, (torch.full((6,), -1.5), torch.full((6,), 1.5)))
+    reference.set_timesteps(20)
+    x = torch.randn((12, 6), generator=torch.Generator().manual_seed(0))
+    expected = x.clone()
+    fused_noise, reference_noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    bad_predictions = torch.Generator().manual_seed(2)
+    for index, t in enumerate(step.timesteps):
+        eps = 3.0 * torch.randn((12, 6), generator=bad_predictions)  # a noise network that is far off
+        expected = reference.step(eps, t, expected, generator=reference_noise).prev_sample
+        step(index, eps, x, fused_noise)
+        torch.testing.assert_close(x, expected, rtol=1e-4, atol=1e-4)
+    assert x.abs().max() <= 1.5 + 1e-6  # the last step returns the clipped x_0 estimate itself
+
+
+def test_generations_stay_in_the_training_range_unless_unclipped(trained):
+    mdata, model = trained
+    low, high = model.module.denoised_bounds()
+    split = model.split_
+    train_rows = mdata.obs_names.get_indexer(split["train"])
+    standardised = (
+        torch.as_tensor(mdata.obsm["X_structured"][train_rows][:, model.module.target_index])
+        - model.module.target_stats.mean
+    ) / model.module.target_stats.std
+    torch.testing.assert_close(low, standardised.min(0).values)
+    torch.testing.assert_close(high, standardised.max(0).values)
+    generated = torch.as_tensor(model.generate(n_samples=3, seed=0))
+    in_units = (generated - model.module.target_stats.mean) / model.module.target_stats.std
+    assert (in_units >= low - 1e-4).all() and (in_units <= high + 1e-4).all()
+    model.module.clip_denoised = False
+    try:
+        assert model.module.denoised_bounds() is None
+        unclipped = model.generate(n_samples=3, seed=0)
+    finally:
+        model.module.clip_denoised = True
+    assert not np.allclose(unclipped, generated.numpy())

@@ -65,6 +65,7 @@ def coherent_reverse_diffusion(
     x: torch.Tensor,
     generator: torch.Generator,
     num_inference_steps: int,
+    x0_bounds: tuple | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of Coherent Denoising trajectories.
 
@@ -84,6 +85,9 @@ def coherent_reverse_diffusion(
         Random generator of the reverse steps.
     num_inference_steps
         Reverse steps.
+    x0_bounds
+        Per-dimension bounds of each step's ``x_0`` estimate (see :class:`~cfmd.models._latent_diffusion.FusedDDPMStep`);
+        None: no clipping.
 
     Returns
     -------
@@ -101,7 +105,7 @@ def coherent_reverse_diffusion(
         distances.append(_distance_from_normalised(eps, *normalised))
         return (weights.unsqueeze(-1) * eps).sum(0)
 
-    out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps)
+    out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps, x0_bounds)
     return out, torch.stack(distances, dim=1)
 
 
@@ -203,6 +207,7 @@ class CoherentDenoising(LatentDiffusion):
                 member_val,
                 seed=self.seed_ + i,
                 random_masks=False,
+                x0_bounds=self.module.denoised_bounds(),
                 **options,
             )
             histories[name] = history
@@ -253,7 +258,14 @@ class CoherentDenoising(LatentDiffusion):
         for _attempt in range(settings["max_redraws"] + 1):
             noise = torch.randn((pending.numel(), x.shape[1]), generator=generator)
             x0, dist = coherent_reverse_diffusion(
-                trunks, c_emb[:, pending], weights[:, pending], scheduler, noise, generator, steps
+                trunks,
+                c_emb[:, pending],
+                weights[:, pending],
+                scheduler,
+                noise,
+                generator,
+                steps,
+                self.module.denoised_bounds(),
             )
             fraction = (dist > settings["coherence_threshold"]).float().mean(1)
             rejected = fraction > settings["max_incoherent_fraction"]

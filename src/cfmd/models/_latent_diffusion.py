@@ -136,6 +136,12 @@ class LatentDiffusionModule(BaseModuleClass):
         (sigma_t^2 = beta_t) is the seed's choice. ``beta_start`` / ``beta_end`` default to the seed's 1e-4 / 0.02
         scaled by 1000 / T, ``beta_end`` capped at 0.4 (so a short schedule still ends near pure noise; exactly the
         seed's at T = 1000).
+    clip_denoised
+        Clip each reverse step's estimate of ``x_0`` to the training targets' range (per dimension, standardised
+        units) before the step's posterior mean, as :class:`diffusers.DDPMScheduler`'s ``clip_sample`` does with a
+        fixed range. Without it, a noise network that predicts the noise poorly where the trajectory wanders
+        (e.g. the seed's MLP on a 48-d slice from a few hundred patients) is amplified up to ``1 / sqrt(alpha_bar_T)``
+        (~300x at T = 50): samples of hundreds of standard deviations. ``False``: the seed's unclipped step.
     """
 
     def __init__(
@@ -160,6 +166,7 @@ class LatentDiffusionModule(BaseModuleClass):
         beta_start: float | None = None,
         beta_end: float | None = None,
         variance_type: str = "fixed_large",
+        clip_denoised: bool = True,
     ) -> None:
         super().__init__()
         beta_start, beta_end = scaled_betas(num_train_timesteps, beta_start, beta_end)
@@ -178,6 +185,9 @@ class LatentDiffusionModule(BaseModuleClass):
         self.register_buffer("esm_embeddings", torch.as_tensor(table))
         self.fingerprint_tau = float(fingerprint_tau)
         self.target_stats = _Stats(n_target)
+        self.clip_denoised = bool(clip_denoised)
+        self.register_buffer("target_low", torch.full((n_target,), -torch.inf))
+        self.register_buffer("target_high", torch.full((n_target,), torch.inf))
         self.condition_stats = nn.ModuleDict({f"c{i}": _Stats(int(c["dim"])) for i, c in enumerate(self.conditions)})
         widths = {
             "n_hidden": n_hidden,
@@ -222,6 +232,9 @@ class LatentDiffusionModule(BaseModuleClass):
         target = raw["target"]
         self.target_stats.mean.copy_(target.mean(0))
         self.target_stats.std.copy_(target.std(0).clamp_min(1e-6))
+        standardised = (target - self.target_stats.mean) / self.target_stats.std
+        self.target_low.copy_(standardised.min(0).values)
+        self.target_high.copy_(standardised.max(0).values)
         for i, c in enumerate(self.conditions):
             stats = self.condition_stats[f"c{i}"]
             if c["kind"] == "cancer_type":
@@ -260,6 +273,10 @@ class LatentDiffusionModule(BaseModuleClass):
             log_expression, self.esm_embeddings.double(), self.fingerprint_tau
         )
         return fingerprint.float()
+
+    def denoised_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-dimension bounds of the reverse steps' ``x_0`` estimate (standardised units); None: no clipping."""
+        return (self.target_low, self.target_high) if self.clip_denoised else None
 
     def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
         """Standardised target ``(..., n_target)`` -> latent units."""
@@ -318,9 +335,13 @@ class FusedDDPMStep:
         A :class:`diffusers.DDPMScheduler`; ``set_timesteps(num_inference_steps)`` is called on it.
     num_inference_steps
         Reverse steps.
+    x0_bounds
+        ``(low, high)`` per-dimension bounds of the step's ``x_0`` estimate (``x_0 = (x_t - sqrt(1 - alpha_bar_t)
+        eps) / sqrt(alpha_bar_t)``, clipped, then the posterior mean ``c_0 x_0 + c_t x_t``); None: no clipping (the
+        scheduler's step with ``clip_sample=False``).
     """
 
-    def __init__(self, scheduler, num_inference_steps: int) -> None:
+    def __init__(self, scheduler, num_inference_steps: int, x0_bounds: tuple | None = None) -> None:
         config = scheduler.config
         if config.prediction_type != "epsilon" or config.clip_sample or getattr(config, "thresholding", False):
             raise ValueError("FusedDDPMStep needs epsilon prediction without clipping or thresholding")
@@ -328,7 +349,7 @@ class FusedDDPMStep:
             raise ValueError(f"FusedDDPMStep supports fixed_small / fixed_large variances, not {config.variance_type}")
         scheduler.set_timesteps(int(num_inference_steps))
         self.timesteps = scheduler.timesteps
-        coefficients = []
+        coefficients, posterior = [], []
         for t in self.timesteps.tolist():
             prev = scheduler.previous_timestep(t)
             alpha_prod = scheduler.alphas_cumprod[t].double()
@@ -341,23 +362,36 @@ class FusedDDPMStep:
             b = original_coeff * beta_prod.sqrt() / alpha_prod.sqrt()
             s = float(scheduler._get_variance(t).double().sqrt()) if t > 0 else 0.0
             coefficients.append((float(a), float(b), s))
+            posterior.append(
+                (float(alpha_prod.sqrt()), float(beta_prod.sqrt()), float(original_coeff), float(sample_coeff))
+            )
         self.coefficients = coefficients
+        self.posterior = posterior
+        self.x0_bounds = x0_bounds
 
     def __call__(self, index: int, eps: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``x_{t-1}`` from ``x_t`` (overwritten in place) and the predicted noise at step ``index``."""
         a, b, s = self.coefficients[index]
-        x.mul_(a).sub_(eps, alpha=b)
+        if self.x0_bounds is None:
+            x.mul_(a).sub_(eps, alpha=b)
+        else:
+            sqrt_alpha_prod, sqrt_beta_prod, original_coeff, sample_coeff = self.posterior[index]
+            x0 = torch.clamp((x - sqrt_beta_prod * eps) / sqrt_alpha_prod, *self.x0_bounds)
+            x.mul_(sample_coeff).add_(x0, alpha=original_coeff)
         if s > 0:
             x.add_(torch.randn(x.shape, generator=generator, dtype=x.dtype), alpha=s)
         return x
 
 
-def reverse_diffusion(predict, scheduler, x: torch.Tensor, generator: torch.Generator, num_inference_steps: int):
+def reverse_diffusion(
+    predict, scheduler, x: torch.Tensor, generator: torch.Generator, num_inference_steps: int, x0_bounds=None
+):
     """Run the reverse process from ``x`` (pure noise) with ``predict(x_t, t) -> eps``; returns ``x_0``.
 
-    The steps are the scheduler's, applied through :class:`FusedDDPMStep` (``x`` is not modified).
+    The steps are the scheduler's, applied through :class:`FusedDDPMStep` (``x`` is not modified; ``x0_bounds``
+    clip each step's ``x_0`` estimate, see there).
     """
-    step = FusedDDPMStep(scheduler, num_inference_steps)
+    step = FusedDDPMStep(scheduler, num_inference_steps, x0_bounds)
     x = x.clone()
     for index, t in enumerate(step.timesteps):
         step(index, predict(x, t), x, generator)
@@ -375,6 +409,7 @@ def sample_network(
     n_samples: int,
     generator: torch.Generator,
     num_inference_steps: int,
+    x0_bounds: tuple | None = None,
 ) -> torch.Tensor:
     """``n_samples`` generations per row, ``(n_samples, n_rows, n_features)`` (standardised units).
 
@@ -394,7 +429,7 @@ def sample_network(
     def predict(x_t, t):
         return trunk(x_t, t.reshape(1))[0]
 
-    out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps)
+    out = reverse_diffusion(predict, scheduler, x, generator, num_inference_steps, x0_bounds)
     network.train(was_training)
     return out.reshape(n_samples, n_rows, -1)
 
@@ -422,8 +457,11 @@ def fit_noise_network(
     seed: int,
     random_masks: bool,
     num_inference_steps: int,
+    x0_bounds: tuple | None = None,
 ) -> dict:
     """Train one noise network: Adam on the noise MSE, early stopping on fully denoised validation samples.
+
+    ``x0_bounds`` clip the validation denoising's steps as generation does (see :class:`FusedDDPMStep`).
 
     Every ``validate_every`` epochs the validation patients are fully denoised (one generation each, a fixed seed) and the MSE to their true target is the early-stopping criterion (the seed's);
     the best state is restored. Returns the history (``train_loss``, ``validation_mse``, ``best_epoch``).
@@ -458,6 +496,7 @@ def fit_noise_network(
             n_samples=1,
             generator=torch.Generator().manual_seed(int(seed) + 1),
             num_inference_steps=num_inference_steps,
+            x0_bounds=x0_bounds,
         )[0]
         mse = float(torch.mean((denoised - validation["target"]) ** 2))
         history["validation_epoch"].append(epoch + 1)
@@ -504,6 +543,10 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         Noise-network widths (the seed's grid: hidden 256-1024, 4-7 layers, time 64/128, condition 8-32).
     num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
         :class:`diffusers.DDPMScheduler` settings (the seed: T = 1000, linear 1e-4 -> 0.02, sigma_t^2 = beta_t).
+    clip_denoised
+        Clip each reverse step's ``x_0`` estimate to the training targets' per-dimension range (``diffusers``'
+        ``clip_sample`` with a data-derived range). It keeps a poorly fitting noise network from driving samples to
+        hundreds of standard deviations; ``False`` is the seed's unclipped step.
     fingerprint_tau
         Temperature of the ``"esm"`` condition's fingerprint (as :func:`cfmd.pp.structural_fingerprint`'s ``tau``).
     split_key, split_fractions, seed
@@ -530,6 +573,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         beta_start: float | None = None,
         beta_end: float | None = None,
         variance_type: Literal["fixed_small", "fixed_large"] = "fixed_large",
+        clip_denoised: bool = True,
         fingerprint_tau: float = 1.0,
         split_key: str | None = "cfmd_split",
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -549,6 +593,8 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             conditions += ["esm"] if args.get("gene_embedding_key") else []
             if args.get("cancer_type_key") and args["cancer_type_key"] in mdata.obs:
                 conditions.append("cancer_type")
+        if not isinstance(clip_denoised, bool | np.bool_):
+            raise InvalidInputError(f"`clip_denoised` must be True or False; got {clip_denoised!r}.")
         if (
             isinstance(fingerprint_tau, bool)
             or not isinstance(fingerprint_tau, int | float)
@@ -580,6 +626,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             "beta_start": beta_start,
             "beta_end": beta_end,
             "variance_type": variance_type,
+            "clip_denoised": clip_denoised,
         }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -839,7 +886,14 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         network = self.module.network
         random = len(self.module.conditions) > 1 if random_masks is None else bool(random_masks)
         self.history_ = fit_noise_network(
-            network, self.module.make_scheduler(), train, validation, seed=self.seed_, random_masks=random, **options
+            network,
+            self.module.make_scheduler(),
+            train,
+            validation,
+            seed=self.seed_,
+            random_masks=random,
+            x0_bounds=self.module.denoised_bounds(),
+            **options,
         )
         logger.info(
             "LatentDiffusion: best validation MSE (denoised, standardised) %.4f at epoch %d.",
@@ -920,6 +974,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             n_samples=n_samples,
             generator=generator,
             num_inference_steps=steps,
+            x0_bounds=self.module.denoised_bounds(),
         )
         return out, {}
 
