@@ -10,6 +10,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
+from .._expression import fingerprint_log_expression, log_normalise
 from .._layout import LatentLayout
 from .._validation import InvalidInputError
 from ._latent_imputer import GENEFORMER_KEY, LATENT_KEY
@@ -55,13 +56,6 @@ def check_rmd_kwargs(rmd_kwargs, methylation_decoder: str) -> dict:
             f"allowed keys: {list(allowed)}."
         )
     return dict(rmd_kwargs)
-
-
-def log_normalise(x: torch.Tensor, rna_scale: str) -> torch.Tensor:
-    """log1p(counts per 10k) for ``"counts"``; the values as given for log2 / z-scored input."""
-    if rna_scale == "counts":
-        return torch.log1p(x / x.sum(dim=1, keepdim=True).clamp_min(1.0) * 1e4)
-    return x
 
 
 class CFMDModule(BaseModuleClass):
@@ -243,8 +237,7 @@ class CFMDModule(BaseModuleClass):
 
     def fingerprint_input(self, x: torch.Tensor) -> torch.Tensor:
         r"""The paper's :math:`\log_2(x + 1)` over the ESM-covered genes (values as given for log scales)."""
-        covered = x[:, self.esm_genes]
-        return torch.log2(covered + 1.0) if self.rna_scale == "counts" else covered
+        return fingerprint_log_expression(x[:, self.esm_genes], self.rna_scale)
 
     def _split_output(self, output: torch.Tensor, strategy: str) -> dict[str, torch.Tensor]:
         out, start = {}, 0

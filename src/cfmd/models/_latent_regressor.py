@@ -13,9 +13,9 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
+from .._expression import log_normalise
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
-from ._cfmd_module import log_normalise
 from ._io import SafeIOMixin
 from ._latent_imputer import (
     LATENT_KEY,

@@ -16,7 +16,7 @@ from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
-from .._expression import RNA_SCALES, check_expression_scale
+from .._expression import RNA_SCALES, check_expression_scale, log_normalise
 from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import (
@@ -231,7 +231,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if prolif_slice is not None and prolif_genes.size == 0:
             raise InvalidInputError(f"No proliferation-signature gene found in mdata[{rna_key!r}].")
         standardised_scores = (
-            (_log_expression(X, rna_scale)[:, prolif_genes] - gene_means[prolif_genes]) / gene_stds[prolif_genes]
+            (log_normalise(X, rna_scale)[:, prolif_genes] - gene_means[prolif_genes]) / gene_stds[prolif_genes]
         ).mean(1)
         prolif_score_mean = float(np.mean(standardised_scores)) if prolif_genes.size else 0.0
         prolif_score_std = float(np.std(standardised_scores)) + 1e-6 if prolif_genes.size else 1.0
@@ -597,18 +597,6 @@ def _gene_symbols(rna) -> np.ndarray:
     return np.asarray(rna.var_names, dtype=str)
 
 
-def _log_expression(X, rna_scale: str) -> np.ndarray:
-    """Dense log-normalised expression (log1p of counts per 10k for counts; the values otherwise)."""
-    if rna_scale == "counts":
-        X = sparse.csr_matrix(X, dtype=np.float64)
-        totals = np.asarray(X.sum(1)).ravel()
-        totals[totals == 0] = 1.0
-        X = sparse.diags(1e4 / totals) @ X
-        X.data = np.log1p(X.data)
-        return X.toarray()
-    return np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64)
-
-
 def _genomic_bins(var: pd.DataFrame, *, bin_size: int) -> np.ndarray:
     """Contiguous genomic-bin index per gene from ``var['chromosome']`` and ``var['start']`` (-1 if unknown)."""
     if "chromosome" not in var or "start" not in var:
@@ -640,7 +628,7 @@ def _gene_moments(X, rna_scale: str, chunk: int = 2048) -> tuple[np.ndarray, np.
     total = np.zeros(X.shape[1])
     total_sq = np.zeros(X.shape[1])
     for start in range(0, n, chunk):
-        block = _log_expression(X[start : start + chunk], rna_scale)
+        block = log_normalise(X[start : start + chunk], rna_scale)
         total += block.sum(0)
         total_sq += (block**2).sum(0)
     mean = total / n

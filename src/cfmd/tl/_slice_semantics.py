@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._expression import log_normalise
 from .._layout import LatentLayout
 from .._logging import logger
 from .._transaction import unchanged_on_error
@@ -265,10 +266,7 @@ def _plan(
         rna_layer = str(recorded["rna_layer"])
     rna = check_modality(mdata, rna_key)
     X = get_matrix(rna, rna_layer, field=f"mdata[{rna_key!r}]")
-    X = X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
-    if str(recorded.get("rna_scale", "")) == "counts":
-        totals = X.sum(1, keepdims=True)
-        X = np.log1p(X / np.where(totals > 0, totals, 1.0) * 1e4)
+    X = log_normalise(X, str(recorded.get("rna_scale", "")))  # as given unless recorded as counts
     X = np.asarray(align_to_global(mdata, rna_key, X), dtype=np.float64)
     rna_rows = modality_rows(mdata, rna_key)
     if not np.isfinite(X[rna_rows >= 0]).all():
