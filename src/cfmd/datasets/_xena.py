@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import CHROMOSOMES
 from .._logging import logger
 from .._utils import new_mudata
 from .._validation import (
@@ -28,7 +29,7 @@ from .._validation import (
 )
 from ._barcodes import NORMAL_SAMPLE_TYPES, harmonise_tcga_barcodes, is_tcga_barcode, select_primary_samples
 from ._probes import PROBE_AGGREGATIONS, aggregate_probes, is_probe_id
-from ._reference import CHROMOSOMES, gene_annotation, geneformer_gene_name_id, tcga_cdr_survival
+from ._reference import gene_annotation, geneformer_gene_name_id, tcga_cdr_survival
 from ._symbols import read_gene_aliases, repair_r_symbol
 
 if TYPE_CHECKING:

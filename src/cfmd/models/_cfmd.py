@@ -7,12 +7,12 @@ from typing import Literal
 
 import numpy as np
 from mudata import MuData
-from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from .._constants import CHROMOSOMES, check_chromosomes
 from .._layout import STRATEGIES, LatentLayout
 from .._validation import InvalidInputError, check_choice, describe_examples
-from ..datasets import CHROMOSOMES, proliferation_signature, tme_genes
+from ..datasets import proliferation_signature, tme_genes
 from ._cfmd_module import CFMDModule, check_rmd_kwargs
 from ._io import SafeIOMixin
 from ._latent_imputer import (
@@ -23,6 +23,7 @@ from ._latent_imputer import (
     resolve_layout,
     validate_imputer_setup,
 )
+from ._scvi_private import setup_args
 from .nn import chromosome_indices
 
 __all__ = ["CFMD"]
@@ -122,17 +123,14 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         rmd_kwargs: Mapping | None = None,
     ) -> None:
         super().__init__(mdata)
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         rna_key, latent_key = args["rna_key"], args["latent_key"]
         check_choice(ablation_fill, "ablation_fill", ABLATION_FILLS)
         check_choice(architecture, "architecture", ARCHITECTURES)
         check_choice(methylation_decoder, "methylation_decoder", METHYLATION_DECODERS)
         rmd_kwargs = check_rmd_kwargs(rmd_kwargs, methylation_decoder)
         if masked_chromosomes is not None:
-            unknown = [c for c in masked_chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
-            if unknown:
-                raise InvalidInputError(f"`masked_chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
-            masked_chromosomes = [str(c).removeprefix("chr") for c in masked_chromosomes]
+            masked_chromosomes = check_chromosomes(masked_chromosomes, "masked_chromosomes")
         layout_obj = resolve_layout(mdata, latent_key, layout)
         rna = mdata.mod[rna_key]
         symbols = (

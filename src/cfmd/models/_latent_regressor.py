@@ -8,12 +8,10 @@ from typing import Literal
 import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
-from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 
-from .._expression import log_normalise
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
 from ._io import SafeIOMixin
@@ -26,6 +24,8 @@ from ._latent_imputer import (
     resolve_layout,
     validate_imputer_setup,
 )
+from ._latent_imputer_module import LatentImputerModule
+from ._scvi_private import setup_args
 from .nn import ScatterAssignment
 
 __all__ = ["LatentRegressor", "LatentRegressorModule", "mlp_parameter_count", "mlp_width_for_parameters"]
@@ -50,7 +50,7 @@ def mlp_width_for_parameters(n_params: int, n_in: int, n_out: int, n_layers: int
     return min(candidates, key=lambda w: abs(mlp_parameter_count(n_in, n_out, w, n_layers) - n_params))
 
 
-class LatentRegressorModule(BaseModuleClass):
+class LatentRegressorModule(LatentImputerModule):
     """MLP on the standardised log-expression of all genes, predicting chosen slices (global MSE).
 
     Parameters
@@ -78,12 +78,7 @@ class LatentRegressorModule(BaseModuleClass):
         n_layers: int = 2,
         dropout: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.layout, self.rna_scale = layout, rna_scale
-        self.register_buffer("gene_mean", torch.zeros(n_genes))
-        self.register_buffer("gene_std", torch.ones(n_genes))
-        self.register_buffer("latent_mean", torch.zeros(layout.n_dims))
-        self.register_buffer("latent_std", torch.ones(layout.n_dims))
+        super().__init__(layout=layout, n_genes=n_genes, rna_scale=rna_scale)
         predicted = set(predicted_slices)
         effective = LatentLayout(
             type(s)(s.name, s.start, s.stop, "predicted" if s.name in predicted else "zero", s.groups) for s in layout
@@ -97,36 +92,18 @@ class LatentRegressorModule(BaseModuleClass):
         layers.append(nn.Linear(width, int(self.assignment.index.numel())))
         self.mlp = nn.Sequential(*layers)
 
-    @property
-    def predicted_slices(self) -> list[str]:
-        """Slices the module writes."""
-        return list(self.assignment.assigned_slices)
-
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
-
-    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
-        return {}
 
     @auto_move_data
     def inference(self, x: torch.Tensor, **kwargs) -> dict:
         """``(batch, n_genes)`` RNA -> ``{"z": (batch, n_dims)}`` standardised latent (0 outside predicted slices)."""
-        standardised = (log_normalise(x, self.rna_scale) - self.gene_mean) / self.gene_std
-        flat = self.mlp(standardised)
-        outputs, start = {}, 0
-        for name in self.assignment.assigned_slices:
-            dim = self.layout[name].dim
-            outputs[name] = flat[:, start : start + dim]
-            start += dim
-        return {"z": self.assignment(outputs)}
-
-    def generative(self, **kwargs) -> dict:
-        """No generative model."""
-        return {}
+        flat = self.mlp(self.standardised_expression(x))
+        return {"z": self.assignment(self.split_by_slice(flat, self.assignment.assigned_slices))}
 
     def loss(self, tensors: dict, inference_outputs: dict, generative_outputs: dict, **kwargs) -> LossOutput:
         """Global MSE over all predicted dimensions of the standardised latent."""
-        target = (tensors[LATENT_KEY] - self.latent_mean) / self.latent_std
+        target = self.standardised_latent(tensors[LATENT_KEY])
         observed = torch.isfinite(target).all(dim=1)
         index = self.assignment.index
         diff = inference_outputs["z"][observed][:, index] - target[observed][:, index]
@@ -134,27 +111,6 @@ class LatentRegressorModule(BaseModuleClass):
         return LossOutput(
             loss=per_obs.mean(), reconstruction_loss={"latent_mse": per_obs}, n_obs_minibatch=int(observed.sum())
         )
-
-    @torch.no_grad()
-    def fit_normalisation(self, x: torch.Tensor, latent: torch.Tensor, geneformer: torch.Tensor | None) -> None:
-        """Set the RNA and latent standardisation from the training patients."""
-        log_expr = log_normalise(x, self.rna_scale)
-        self.gene_mean.copy_(log_expr.mean(0))
-        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
-        self.latent_mean.copy_(latent.mean(0))
-        self.latent_std.copy_(latent.std(0).clamp_min(1e-6))
-
-    def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
-        """Undo the standardisation on predicted dimensions; the others stay exactly 0."""
-        out = torch.zeros_like(z)
-        index = self.assignment.index
-        out[:, index] = z[:, index] * self.latent_std[index] + self.latent_mean[index]
-        return out
-
-    @torch.inference_mode()
-    def sample(self, *args, **kwargs):  # pragma: no cover
-        """Not a generative model."""
-        raise NotImplementedError("LatentRegressor is not a generative model.")
 
 
 class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -202,7 +158,7 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         seed: int = 42,
     ) -> None:
         super().__init__(mdata)
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         latent_key = args["latent_key"]
         layout_obj = resolve_layout(mdata, latent_key, layout)
         slices = list(layout_obj.names if slices is None else slices)

@@ -12,10 +12,9 @@ from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import fields
-from scvi.data._constants import _SETUP_ARGS_KEY
-from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from .._constants import CHROMOSOMES
 from .._expression import RNA_SCALES, check_expression_scale, log_normalise
 from .._layout import LatentLayout
 from .._logging import logger
@@ -30,8 +29,9 @@ from .._validation import (
     describe_examples,
     get_matrix,
 )
-from ..datasets import CHROMOSOMES, hallmark_gene_sets, proliferation_signature, tme_genes
+from ..datasets import hallmark_gene_sets, proliferation_signature, tme_genes
 from ._io import SafeIOMixin
+from ._scvi_private import SETUP_ARGS_KEY, setup_args, unpaired_validation
 from ._structured_vae_module import MODALITY_LIKELIHOODS, ModalitySpec, StructuredVAEModule
 from ._unpaired import UnpairedMuDataManager, align_to_global, modality_rows
 from .nn._structured_decoder import block_gene_set_mask
@@ -167,10 +167,10 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             raise InvalidInputError(f"`rna_match_weight` must be a non-negative number; got {rna_match_weight!r}.")
         super().__init__(mdata)
         layout_obj = _as_layout(layout)
-        setup_args = self.adata_manager.registry[_SETUP_ARGS_KEY]
-        rna_key, rna_layer = setup_args["rna_key"], setup_args["rna_layer"]
-        slice_modalities = dict(setup_args["modalities"])
-        likelihoods = dict(setup_args["likelihoods"])  # resolved at setup
+        registered = setup_args(self)
+        rna_key, rna_layer = registered["rna_key"], registered["rna_layer"]
+        slice_modalities = dict(registered["modalities"])
+        likelihoods = dict(registered["likelihoods"])  # resolved at setup
         check_layout_roles(
             layout_obj,
             slice_modalities,
@@ -182,7 +182,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         train_rows = _check_train_indices(train_indices, mdata.n_obs)
         # statistics from the training patients only (rows of the global obs; RNA covers every patient)
         X = align_to_global(mdata, rna_key, get_matrix(rna, rna_layer))[train_rows]
-        rna_scale = setup_args["rna_scale"]
+        rna_scale = registered["rna_scale"]
         gene_means, gene_stds = _gene_moments(X, rna_scale)
         gene_offset = _gene_offset(X, rna_scale)
 
@@ -253,7 +253,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 dosage_slice = (s.start, s.stop)
 
         n_cancer_types = 0
-        if setup_args.get("cancer_type_key") is not None:
+        if registered.get("cancer_type_key") is not None:
             n_cancer_types = len(
                 self.adata_manager.get_state_registry("cancer_type")[fields.CategoricalObsField.CATEGORICAL_MAPPING_KEY]
             )
@@ -360,7 +360,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
     @classmethod
     def _register_fields(cls, mdata, setup_method_args, source_registry=None, **kwargs) -> None:
         """Register ``mdata`` (with the saved registry when loading: other modalities may be placeholders)."""
-        args = setup_method_args[_SETUP_ARGS_KEY]
+        args = setup_method_args[SETUP_ARGS_KEY]
         rna_key, rna_layer, rna_scale = args["rna_key"], args["rna_layer"], args["rna_scale"]
         modalities, cancer_type_key = args["modalities"], args.get("cancer_type_key")
         if source_registry is not None and cancer_type_key is not None and cancer_type_key not in mdata.obs:
@@ -384,7 +384,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         manager = UnpairedMuDataManager(
             fields=mudata_fields,
             setup_method_args=setup_method_args,
-            validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+            validation_checks=unpaired_validation(),
         )
         if source_registry is not None:
             kwargs["source_registry"] = source_registry
@@ -396,7 +396,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         state = registry["field_registries"]
         return {
             mod: state[_modality_key(slice_name)]["state_registry"]["column_names"]
-            for slice_name, mod in registry[_SETUP_ARGS_KEY]["modalities"].items()
+            for slice_name, mod in registry[SETUP_ARGS_KEY]["modalities"].items()
         }
 
     @classmethod
@@ -478,7 +478,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         self._check_if_trained(warn=False)
         mdata = self._validate_deployment(self._deployment_data(mdata))
-        rna_key = self.adata_manager.registry[_SETUP_ARGS_KEY]["rna_key"]
+        rna_key = setup_args(self)["rna_key"]
         if modality != rna_key and modality not in self.slice_modalities.values():
             raise InvalidInputError(
                 f"`modality` must be {rna_key!r} or one of {list(self.slice_modalities.values())}; got {modality!r}."
@@ -514,7 +514,7 @@ class StructuredVAE(SafeIOMixin, UnsupervisedTrainingMixin, BaseModelClass):
             if modalities == "all":
                 return None
             modalities = [modalities]
-        rna_key = self.adata_manager.registry[_SETUP_ARGS_KEY]["rna_key"]
+        rna_key = setup_args(self)["rna_key"]
         known = {mod: slice_name for slice_name, mod in self.slice_modalities.items()}
         unknown = [m for m in modalities if m != rna_key and m not in known]
         if unknown:

@@ -181,6 +181,7 @@ def _impute(
 
     from .. import __version__
     from ..models import CFMD
+    from ..models._scvi_private import setup_args
     from ._students import load_students
 
     check_choice(fill, "fill", ("missing", "all"))
@@ -267,7 +268,7 @@ def _impute(
         )
 
     model_layout = model.layout
-    latent_key_used = model.adata_manager.registry["setup_args"]["latent_key"]
+    latent_key_used = setup_args(model)["latent_key"]
     prediction = model.get_imputed_latent(target)
     record = None
     if students == "auto":
@@ -409,10 +410,11 @@ def _inner_cv_predictions(
 
 def _apply_students(model, target, prediction):
     """The composite latent of a model with ``students_`` (its record and ridge)."""
+    from ..models._scvi_private import setup_args
     from ._students import compose, predict_ridge, ridge_log_expression
 
     record, ridge = model.students_
-    args = model.adata_manager.registry["setup_args"]
+    args = setup_args(model)
     rna = target.mod[args["rna_key"]]
     genes = [str(g) for g in rna.var_names]
     if genes != list(record["genes"]):
