@@ -9,7 +9,16 @@ import numpy as np
 from mudata import MuData
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
-from .._constants import CHROMOSOMES, check_chromosomes
+from .._constants import (
+    CHROMOSOMES,
+    DEFAULT_GENE_EMBEDDING_KEY,
+    DEFAULT_GENEFORMER_KEY,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+    check_chromosomes,
+)
 from .._layout import STRATEGIES, LatentLayout
 from .._validation import InvalidInputError, check_choice, describe_examples
 from ..datasets import proliferation_signature, tme_genes
@@ -19,9 +28,7 @@ from ._latent_imputer import (
     ImputerTrainingPlan,
     LatentImputerMixin,
     make_split,
-    register_imputer_fields,
     resolve_layout,
-    validate_imputer_setup,
 )
 from ._scvi_private import setup_args
 from .nn import chromosome_indices
@@ -112,9 +119,9 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         architecture: Literal["scatter", "shared_trunk"] = "scatter",
         tme_gene_list: Sequence[str] | None = None,
         rna_head_gene_list: Sequence[str] | None = None,
-        split_key: str | None = "cfmd_split",
+        split_key: str | None = DEFAULT_SPLIT_KEY,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
         d_hidden: int = 512,
         dropout: float = 0.1,
         slice_weights: Mapping[str, float] | None = None,
@@ -229,21 +236,16 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
 
     # ------------------------------------------------------------------ setup
     @classmethod
-    def setup_anndata(cls, adata, **kwargs):
-        """Not supported: CFMD needs a MuData (use :meth:`setup_mudata`)."""
-        raise NotImplementedError("CFMD works on MuData; use `CFMD.setup_mudata(mdata, ...)`.")
-
-    @classmethod
     def setup_mudata(
         cls,
         mdata: MuData,
         *,
-        latent_key: str = "X_structured",
-        rna_key: str = "rna",
+        latent_key: str = DEFAULT_LATENT_KEY,
+        rna_key: str = DEFAULT_RNA_KEY,
         rna_layer: str | None = None,
         rna_scale: Literal["counts", "log2", "zscore"] = "counts",
-        geneformer_key: str | None = "X_geneformer",
-        gene_embedding_key: str | None = "X_esm2",
+        geneformer_key: str | None = DEFAULT_GENEFORMER_KEY,
+        gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
         **kwargs,
     ) -> None:
         """Register a MuData: RNA, teacher embeddings and the target latent.
@@ -268,24 +270,14 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        validate_imputer_setup(
+        cls._setup_imputer(
             mdata,
+            cls._get_setup_method_args(**locals()),
             latent_key=latent_key,
             rna_key=rna_key,
             rna_layer=rna_layer,
             rna_scale=rna_scale,
             geneformer_key=geneformer_key,
             gene_embedding_key=gene_embedding_key,
-        )
-        setup_method_args = cls._get_setup_method_args(**locals())
-        register_imputer_fields(
-            cls,
-            mdata,
-            setup_method_args,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
             **kwargs,
         )

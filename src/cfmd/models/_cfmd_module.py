@@ -84,12 +84,8 @@ class CFMDModule(LatentImputerModule):
 
     Parameters
     ----------
-    layout
-        The latent layout.
-    n_genes
-        Number of RNA features.
-    rna_scale
-        ``"counts"``, ``"log2"`` or ``"zscore"``: how the RNA input is log-transformed.
+    layout, n_genes, rna_scale
+        As for :class:`~cfmd.models._latent_imputer_module.LatentImputerModule`.
     rna_head_genes
         Indices of the genes feeding ``rna`` slices.
     d_geneformer
@@ -295,17 +291,7 @@ class CFMDModule(LatentImputerModule):
 
     @torch.no_grad()
     def fit_normalisation(self, x: torch.Tensor, latent: torch.Tensor, geneformer: torch.Tensor | None) -> None:
-        """Set every normalisation statistic from the training patients' data (the base's, then the teachers').
-
-        Parameters
-        ----------
-        x
-            ``(n_train, n_genes)`` RNA.
-        latent
-            ``(n_train, n_dims)`` observed latent.
-        geneformer
-            ``(n_train, d)`` Geneformer embedding, or ``None``.
-        """
+        """Set every normalisation statistic from the training patients' data: the base's, then the teachers'."""
         super().fit_normalisation(x, latent, geneformer)
         if geneformer is not None and self.use_geneformer and geneformer.shape[1] == self.geneformer_mean.shape[0]:
             self.geneformer_mean.copy_(geneformer.mean(0))

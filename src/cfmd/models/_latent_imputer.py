@@ -256,6 +256,47 @@ class LatentImputerMixin:
     (standardised latent) and ``to_latent_units(z)``.
     """
 
+    @classmethod
+    def setup_anndata(cls, adata, **kwargs):
+        """Not supported: a latent imputer needs a MuData (use :meth:`setup_mudata`)."""
+        raise NotImplementedError(f"{cls.__name__} works on MuData; use `{cls.__name__}.setup_mudata(mdata, ...)`.")
+
+    @classmethod
+    def _setup_imputer(
+        cls,
+        mdata,
+        setup_method_args,
+        *,
+        latent_key: str,
+        rna_key: str,
+        rna_layer: str | None,
+        rna_scale: str,
+        geneformer_key: str | None = None,
+        gene_embedding_key: str | None = None,
+        **kwargs,
+    ) -> None:
+        """What every ``setup_mudata`` does: validate everything (nothing changes on error), then register."""
+        validate_imputer_setup(
+            mdata,
+            latent_key=latent_key,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            geneformer_key=geneformer_key,
+            gene_embedding_key=gene_embedding_key,
+        )
+        register_imputer_fields(
+            cls,
+            mdata,
+            setup_method_args,
+            latent_key=latent_key,
+            rna_key=rna_key,
+            rna_layer=rna_layer,
+            rna_scale=rna_scale,
+            geneformer_key=geneformer_key,
+            **kwargs,
+        )
+
     def split_indices(self, mdata: MuData | None = None) -> dict[str, np.ndarray]:
         """Positions in ``mdata.obs`` of the stored train / validation / test patients."""
         mdata = self.adata if mdata is None else mdata

@@ -12,6 +12,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
 from ._io import SafeIOMixin
@@ -20,9 +21,7 @@ from ._latent_imputer import (
     ImputerTrainingPlan,
     LatentImputerMixin,
     make_split,
-    register_imputer_fields,
     resolve_layout,
-    validate_imputer_setup,
 )
 from ._latent_imputer_module import LatentImputerModule
 from ._scvi_private import setup_args
@@ -55,12 +54,8 @@ class LatentRegressorModule(LatentImputerModule):
 
     Parameters
     ----------
-    layout
-        The latent layout.
-    n_genes
-        Number of RNA features.
-    rna_scale
-        ``"counts"``, ``"log2"`` or ``"zscore"``.
+    layout, n_genes, rna_scale
+        As for :class:`~cfmd.models._latent_imputer_module.LatentImputerModule`.
     predicted_slices
         Slices the MLP predicts (the others are written as 0).
     n_hidden, n_layers, dropout
@@ -153,9 +148,9 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         n_hidden: int = 1024,
         n_layers: int = 2,
         dropout: float = 0.1,
-        split_key: str | None = "cfmd_split",
+        split_key: str | None = DEFAULT_SPLIT_KEY,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
     ) -> None:
         super().__init__(mdata)
         args = setup_args(self)
@@ -189,17 +184,12 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         self.init_params_ = self._get_init_params(locals())
 
     @classmethod
-    def setup_anndata(cls, adata, **kwargs):
-        """Not supported: use :meth:`setup_mudata`."""
-        raise NotImplementedError("LatentRegressor works on MuData; use `LatentRegressor.setup_mudata(mdata, ...)`.")
-
-    @classmethod
     def setup_mudata(
         cls,
         mdata: MuData,
         *,
-        latent_key: str = "X_structured",
-        rna_key: str = "rna",
+        latent_key: str = DEFAULT_LATENT_KEY,
+        rna_key: str = DEFAULT_RNA_KEY,
         rna_layer: str | None = None,
         rna_scale: Literal["counts", "log2", "zscore"] = "counts",
         **kwargs,
@@ -217,16 +207,12 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        validate_imputer_setup(mdata, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale)
-        setup_method_args = cls._get_setup_method_args(**locals())
-        register_imputer_fields(
-            cls,
+        cls._setup_imputer(
             mdata,
-            setup_method_args,
+            cls._get_setup_method_args(**locals()),
             latent_key=latent_key,
             rna_key=rna_key,
             rna_layer=rna_layer,
             rna_scale=rna_scale,
-            geneformer_key=None,
             **kwargs,
         )

@@ -9,13 +9,14 @@ import warnings as _warnings
 from .. import metrics as _metrics
 from ._benchmark import DEFAULT_METHODS, benchmark, format_markdown, write_benchmark
 from ._decode import decode
-from ._evaluate import evaluate, evaluation_settings, score_methods
+from ._evaluate import evaluate, evaluation_settings
 from ._fit_latent import fit_latent
 from ._generate import GENERATIVE_MODELS, generate
 from ._impute import impute
 from ._latent_umap import latent_umap, umap_key
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
+from ._scoring import score_methods
 from ._slice_semantics import slice_semantics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
 

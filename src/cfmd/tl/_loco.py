@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from .._constants import CHROMOSOMES, check_chromosomes
+from .._constants import (
+    CHROMOSOMES,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+    check_chromosomes,
+)
 from .._docs import DOC_COPY, DOC_RNA_DATA, DOC_UNS_KEY_ADDED, doc_params
 from .._layout import LatentLayout
 from .._logging import logger
@@ -31,15 +38,15 @@ DECODERS = ("regional", "pointwise")
 def loco_audit(
     mdata: MuData,
     *,
-    latent_key: str = "X_structured",
-    split_key: str = "cfmd_split",
+    latent_key: str = DEFAULT_LATENT_KEY,
+    split_key: str = DEFAULT_SPLIT_KEY,
     mode: Literal["strict", "fast"] = "strict",
     decoders: Sequence[str] = DECODERS,
     chromosomes: Sequence[str] | None = None,
     negative_control: bool = True,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
     max_epochs: int = 200,
-    rna_key: str = "rna",
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: str = "counts",
     cfmd_kwargs: Mapping | None = None,
@@ -167,7 +174,7 @@ def loco_audit(
         return target if copy else None
 
 
-def check_loco_input(mdata: MuData, *, latent_key: str = "X_structured", rna_key: str = "rna") -> tuple:
+def check_loco_input(mdata: MuData, *, latent_key: str = DEFAULT_LATENT_KEY, rna_key: str = DEFAULT_RNA_KEY) -> tuple:
     """What :func:`loco_audit` needs from the data, checked before any training.
 
     A latent whose layout has a ``regional_methylation`` slice, and chromosome positions of the RNA genes (also run

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from .._expression import log_normalise
 from .._layout import LatentLayout
 from .._logging import logger
@@ -55,18 +56,18 @@ _ALPHAS = tuple(np.logspace(-2, 4, 13))
 def slice_semantics(
     mdata: MuData,
     *,
-    latent_key: str = "X_structured",
+    latent_key: str = DEFAULT_LATENT_KEY,
     rna_only_key: str | None = None,
     modalities: Mapping[str, str] | None = None,
     rna_key: str | None = None,
     rna_layer: str | None = None,
-    split_key: str = "cfmd_split",
+    split_key: str = DEFAULT_SPLIT_KEY,
     n_folds: int | None = None,
     alphas: Sequence[float] = _ALPHAS,
     min_fraction: float = 0.8,
     max_rna_excess: float = 0.1,
     max_rna_only_excess: float = 0.15,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     key_added: str = "cfmd_slice_semantics",
     copy: bool = False,
 ) -> MuData | None:

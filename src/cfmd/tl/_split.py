@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._constants import DEFAULT_RNA_KEY, DEFAULT_SPLIT_KEY, DEFAULT_STRATIFY_KEY, SPLIT_LABELS
+from .._constants import DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY, DEFAULT_STRATIFY_KEY, SPLIT_LABELS
 from .._docs import DOC_COPY, DOC_RNA_KEY, doc_params
 from .._logging import logger
 from .._patient_split import stratified_split_labels
@@ -38,7 +38,7 @@ def split_patients(
     stratify: str | None = DEFAULT_STRATIFY_KEY,
     require_modalities: Sequence[str] | None = None,
     rna_key: str = DEFAULT_RNA_KEY,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
     key_added: str = DEFAULT_SPLIT_KEY,
     copy: bool = False,
 ) -> MuData | None:
