@@ -270,14 +270,4 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        cls._setup_imputer(
-            mdata,
-            cls._get_setup_method_args(**locals()),
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            gene_embedding_key=gene_embedding_key,
-            **kwargs,
-        )
+        cls._setup_imputer(mdata, cls._get_setup_method_args(**locals()), **kwargs)

@@ -262,40 +262,20 @@ class LatentImputerMixin:
         raise NotImplementedError(f"{cls.__name__} works on MuData; use `{cls.__name__}.setup_mudata(mdata, ...)`.")
 
     @classmethod
-    def _setup_imputer(
-        cls,
-        mdata,
-        setup_method_args,
-        *,
-        latent_key: str,
-        rna_key: str,
-        rna_layer: str | None,
-        rna_scale: str,
-        geneformer_key: str | None = None,
-        gene_embedding_key: str | None = None,
-        **kwargs,
-    ) -> None:
-        """What every ``setup_mudata`` does: validate everything (nothing changes on error), then register."""
+    def _setup_imputer(cls, mdata, setup_method_args, **kwargs) -> None:
+        """What every ``setup_mudata`` does: validate everything (nothing changes on error), then register.
+
+        The keys are read from ``setup_method_args`` (``cls._get_setup_method_args(**locals())``): ``latent_key``,
+        ``rna_key``, ``rna_layer``, ``rna_scale`` and, where the model takes them, ``geneformer_key`` and
+        ``gene_embedding_key``; ``kwargs`` go to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        args = setup_method_args[SETUP_ARGS_KEY]
+        keys = {key: args[key] for key in ("latent_key", "rna_key", "rna_layer", "rna_scale")}
+        geneformer_key = args.get("geneformer_key")
         validate_imputer_setup(
-            mdata,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            gene_embedding_key=gene_embedding_key,
+            mdata, **keys, geneformer_key=geneformer_key, gene_embedding_key=args.get("gene_embedding_key")
         )
-        register_imputer_fields(
-            cls,
-            mdata,
-            setup_method_args,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            **kwargs,
-        )
+        register_imputer_fields(cls, mdata, setup_method_args, **keys, geneformer_key=geneformer_key, **kwargs)
 
     def split_indices(self, mdata: MuData | None = None) -> dict[str, np.ndarray]:
         """Positions in ``mdata.obs`` of the stored train / validation / test patients."""

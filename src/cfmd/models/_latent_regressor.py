@@ -207,12 +207,4 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        cls._setup_imputer(
-            mdata,
-            cls._get_setup_method_args(**locals()),
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            **kwargs,
-        )
+        cls._setup_imputer(mdata, cls._get_setup_method_args(**locals()), **kwargs)
