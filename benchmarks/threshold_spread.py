@@ -1,4 +1,4 @@
-"""Spread of the StructuredVAE quality figures that ``tests/test_structured_vae.py`` asserts, over training seeds.
+"""Spread of the StructuredVAE quality figures that ``tests/models/test_structured_vae.py`` asserts, over training seeds.
 
 The test's thresholds are set from this table (see the comment above the test): each figure's minimum over the
 seeds, less a margin, so that a new dependency release (which moves the numbers like a new seed does) does not

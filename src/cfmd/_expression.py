@@ -3,6 +3,13 @@
 TCGA RNA comes as raw counts (GDC), as log2(normalised + 1) (UCSC Xena's RSEM/FPKM matrices) or as
 z-scores / centred log values (cBioPortal, some Xena hubs). cfmd never guesses: the user declares the
 scale, and a declaration the values contradict is an error.
+
+This module is also the one home of the expression transforms every model and baseline reads (numpy arrays and
+torch tensors alike; torch is never imported here, so ``import cfmd`` stays light):
+
+- :func:`log_normalise`: ``log1p`` of counts per 10k (:data:`COUNTS_TARGET_SUM`) for ``"counts"``, the values as
+  given for ``"log2"`` / ``"zscore"``;
+- :func:`fingerprint_log_expression`: the paper's ``log2(x + 1)`` of counts for the ESM-2 fingerprint.
 """
 
 from __future__ import annotations
@@ -12,12 +19,63 @@ from scipy import sparse
 
 from ._validation import InvalidInputError, check_choice, check_counts, check_finite
 
-__all__ = ["RNA_SCALES", "check_expression_scale"]
+__all__ = [
+    "COUNTS_TARGET_SUM",
+    "RNA_SCALES",
+    "check_expression_scale",
+    "fingerprint_log_expression",
+    "log_normalise",
+]
 
 #: Accepted RNA scales: ``counts`` (raw read counts, negative-binomial likelihood), ``log2``
 #: (log2(x + 1) of normalised expression, Gaussian likelihood), ``zscore`` (standardised or centred
 #: log expression, Gaussian likelihood).
 RNA_SCALES = ("counts", "log2", "zscore")
+#: Counts are scaled to this total per patient before ``log1p`` (counts per 10k).
+COUNTS_TARGET_SUM = 1e4
+
+
+def _is_tensor(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def log_normalise(x, rna_scale: str, *, dtype=np.float64):
+    """Log-normalised expression: ``log1p(counts per 10k)`` for ``"counts"``, the values as given otherwise.
+
+    Parameters
+    ----------
+    x
+        ``(n_patients, n_genes)`` expression: a torch tensor (computed in its own dtype, on its device) or a dense
+        / sparse array (returned dense, as ``dtype``).
+    rna_scale
+        One of :data:`RNA_SCALES`.
+    dtype
+        Output dtype for array input (ignored for tensors).
+
+    Returns
+    -------
+    The transformed matrix, of the input's kind (tensor in, tensor out). Totals below 1 count are taken as 1 (a
+    patient without counts stays all zero).
+    """
+    if _is_tensor(x):
+        if rna_scale == "counts":
+            return (x / x.sum(dim=1, keepdim=True).clamp_min(1.0) * COUNTS_TARGET_SUM).log1p()
+        return x
+    X = np.asarray(x.toarray() if sparse.issparse(x) else x, dtype=dtype)
+    if rna_scale != "counts":
+        return X
+    totals = np.maximum(X.sum(axis=1, keepdims=True), 1.0)
+    return np.log1p(X / totals * COUNTS_TARGET_SUM)
+
+
+def fingerprint_log_expression(x, rna_scale: str):
+    r"""The paper's :math:`\log_2(x + 1)` of counts, the input of the ESM-2 fingerprint; log scales as given.
+
+    ``x`` is a torch tensor or a dense numpy array; the result has the input's kind and dtype.
+    """
+    if rna_scale != "counts":
+        return x
+    return (x + 1.0).log2() if _is_tensor(x) else np.log2(x + 1.0)
 
 
 def _values(X) -> np.ndarray:

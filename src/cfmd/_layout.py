@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._constants import DEFAULT_RNA_KEY
 from ._validation import InvalidInputError, describe_examples
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class LatentLayout:
         *,
         modalities: Mapping[str, str],
         base: LatentLayout | None = None,
-        rna_key: str = "rna",
+        rna_key: str = DEFAULT_RNA_KEY,
         gene_sets: Mapping[str, Sequence[str]] | None = None,
         pathway_slice: str | None = "pathway",
         prolif_slice: str | None = "prolif",

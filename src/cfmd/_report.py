@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._constants import DEFAULT_LATENT_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from ._logging import logger
 from ._validation import InvalidInputError
 
@@ -80,11 +81,11 @@ def demo_figures(
     mdata: MuData,
     directory: str | Path,
     *,
-    observed_key: str = "X_structured",
+    observed_key: str = DEFAULT_LATENT_KEY,
     imputed_keys: Mapping[str, str] | None = None,
-    split_key: str = "cfmd_split",
+    split_key: str = DEFAULT_SPLIT_KEY,
     n_boot: int = 1000,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> FigureSet:
     """The demo's figures: observed vs imputed latent UMAP, per-slice R^2 and reconstruction vs utility.
 
@@ -256,7 +257,7 @@ def benchmark_figures(
 
 
 def describe_cohort(
-    mdata: MuData, *, latent_key: str = "X_structured", split_key: str = "cfmd_split"
+    mdata: MuData, *, latent_key: str = DEFAULT_LATENT_KEY, split_key: str = DEFAULT_SPLIT_KEY
 ) -> list[tuple[str, str]]:
     """What a cohort holds, as ``(item, description)`` rows for a report.
 

@@ -261,3 +261,13 @@ def test_bad_indices_arrays_and_ci():
             bootstrap_ci(np.mean, x, strata=STRATA, seed=0, ci=ci)
     with pytest.raises(InvalidInputError, match="callable"):
         bootstrap_ci("mean", x, strata=STRATA, seed=0)
+
+
+def test_bootstrap_slice_metrics_bounds_use_the_one_low_high_naming_and_keep_the_deprecated_copies():
+    truth, pred = _latent(2)
+    table = bootstrap_slice_metrics(truth, pred, LAYOUT, strata=STRATA, n_boot=50, seed=0)
+    for metric in ("r2", "pearson_r"):
+        for side in ("low", "high"):
+            pd.testing.assert_series_equal(
+                table[f"{metric}_{side}"], table[f"{metric}_ci_{side}"], check_names=False
+            )  # deprecated copy, removed in the next minor release

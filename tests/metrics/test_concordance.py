@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sksurv.metrics import concordance_index_censored
 
@@ -315,3 +316,20 @@ def test_head_rejects_cancer_types_only_present_in_test(head, splits):
         head.predict_risk(latent, test[3][:5])
     with pytest.raises(InvalidInputError, match="missing label"):
         head.predict_risk(latent, np.array(["BRCA", None, "KIRC", "KIRC", "LUAD", "BRCA"], dtype=object))
+
+
+def test_compare_c_index_bounds_use_the_one_low_high_naming_and_keep_the_deprecated_copies():
+    time, event, risk, cancer = _cohort(2, n=120)
+    risks = {"cfmd": risk, "noise": np.random.default_rng(4).normal(size=120)}
+    table = compare_c_index(time, event, risks, reference="cfmd", strata=cancer, n_boot=50, seed=1)
+    single = c_index_with_ci(time, event, risk, strata=cancer, n_boot=50, seed=1)
+    assert table.loc["cfmd", "c_index_low"] == pytest.approx(single.ci_low)
+    assert table.loc["cfmd", "c_index_high"] == pytest.approx(single.ci_high)
+    pairs = {
+        "ci_low": "c_index_low",
+        "ci_high": "c_index_high",
+        "delta_ci_low": "delta_low",
+        "delta_ci_high": "delta_high",
+    }
+    for old, new in pairs.items():  # deprecated copies, removed in the next minor release
+        pd.testing.assert_series_equal(table[old], table[new], check_names=False)

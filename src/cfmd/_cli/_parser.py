@@ -6,6 +6,13 @@ import argparse
 import inspect
 import os
 
+from .._constants import (
+    DEFAULT_GENE_EMBEDDING_KEY,
+    DEFAULT_GENEFORMER_KEY,
+    DEFAULT_IMPUTED_KEY,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_SPLIT_KEY,
+)
 from ._console import EXIT_CODES
 
 _TEACHER_HELP = "'none' when no slice of the latent uses this teacher"
@@ -224,11 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument(
         "--latent-key",
         metavar="KEY",
-        default="X_structured",
+        default=DEFAULT_LATENT_KEY,
         help=".obsm key of the observed latent to train on (default: %(default)s)",
     )
     impute.add_argument(
-        "--key-added", metavar="KEY", default="X_cfmd", help=".obsm key of the imputed latent (default: %(default)s)"
+        "--key-added",
+        metavar="KEY",
+        default=DEFAULT_IMPUTED_KEY,
+        help=".obsm key of the imputed latent (default: %(default)s)",
     )
     impute.add_argument(
         "--fill",
@@ -342,25 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--latent-key",
         metavar="KEY",
-        default="X_structured",
+        default=DEFAULT_LATENT_KEY,
         help=".obsm key of the observed latent (default: %(default)s)",
     )
     bench.add_argument(
         "--split-key",
         metavar="COLUMN",
-        default="cfmd_split",
+        default=DEFAULT_SPLIT_KEY,
         help=".obs column of the patient split (default: %(default)s)",
     )
     bench.add_argument(
         "--geneformer-key",
         metavar="KEY",
-        default="X_geneformer",
+        default=DEFAULT_GENEFORMER_KEY,
         help=f"mdata['rna'].obsm key of the Geneformer embedding, {_TEACHER_HELP} (default: %(default)s)",
     )
     bench.add_argument(
         "--gene-embedding-key",
         metavar="KEY",
-        default="X_esm2",
+        default=DEFAULT_GENE_EMBEDDING_KEY,
         help=f"mdata['rna'].varm key of the gene (ESM-2) embedding, {_TEACHER_HELP} (default: %(default)s)",
     )
     bench.add_argument(

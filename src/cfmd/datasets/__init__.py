@@ -1,5 +1,6 @@
 """Data sets and reference tables: the synthetic cohort, UCSC Xena / TCGA loaders, shipped references."""
 
+from .._constants import CHROMOSOMES
 from ._barcodes import (
     SAMPLE_TYPE_PREFERENCE,
     harmonise_tcga_barcodes,
@@ -9,7 +10,6 @@ from ._barcodes import (
 )
 from ._probes import CENTROMERES_HG19, PROBE_AGGREGATIONS, illumina_probe_locations
 from ._reference import (
-    CHROMOSOMES,
     gene_annotation,
     geneformer_gene_medians,
     geneformer_gene_name_id,

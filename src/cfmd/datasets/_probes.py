@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import chromosome_label
 from .._validation import InvalidInputError, describe_examples
 
 __all__ = [
@@ -147,10 +148,8 @@ def _read_probe_annotation(source) -> tuple[pd.DataFrame, str, bool]:
             f"({describe_examples(_POS_COLUMNS)}) or gene ({describe_examples(_GENE_COLUMNS)}) column; found "
             f"{describe_examples(columns, limit=12)}."
         )
-    chrom = raw[chrom_col].astype(str).str.strip().str.replace(r"^chr", "", regex=True)
-    table = pd.DataFrame(
-        {"chromosome": chrom.to_numpy(dtype=object)}, index=pd.Index(raw[id_col].astype(str), name="probe")
-    )
+    chrom = np.array([chromosome_label(value) for value in raw[chrom_col]], dtype=object)
+    table = pd.DataFrame({"chromosome": chrom}, index=pd.Index(raw[id_col].astype(str), name="probe"))
     if pos_col is not None:
         table["position"] = pd.to_numeric(raw[pos_col], errors="coerce").to_numpy()
     if gene_col is not None:

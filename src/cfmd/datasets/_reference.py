@@ -23,6 +23,8 @@ from importlib.resources import files
 
 import pandas as pd
 
+from .._constants import CHROMOSOMES
+
 __all__ = [
     "CHROMOSOMES",
     "gene_annotation",
@@ -36,8 +38,6 @@ __all__ = [
     "tme_genes",
 ]
 
-#: Chromosomes used throughout (autosomes and X, as in the LOCO audit).
-CHROMOSOMES: tuple[str, ...] = (*(str(i) for i in range(1, 23)), "X")
 
 _FILES = {
     "hallmark": "h.all.v7.4.symbols.gmt",

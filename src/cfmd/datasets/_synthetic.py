@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import DEFAULT_SEED
 from .._utils import new_mudata
 from .._validation import InvalidInputError, check_positive_int, check_probability
 from ._reference import (
@@ -95,7 +96,7 @@ def synthetic_cohort(
     signal: Mapping[str, float] | None = None,
     unpredictable_noise: float = 0.0,
     unpredictable_outcome: float = 0.0,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ):
     """Generate a synthetic pan-cancer cohort as :class:`~mudata.MuData` with planted ground truth.
 

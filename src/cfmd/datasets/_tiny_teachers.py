@@ -15,6 +15,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Literal
 
+from .._constants import DEFAULT_SEED
 from .._validation import InvalidInputError, check_choice, check_positive_int
 
 __all__ = ["TINY_TEACHER_NOTICE", "tiny_esm2_checkpoint", "tiny_geneformer_checkpoint"]
@@ -35,7 +36,7 @@ def tiny_geneformer_checkpoint(
     n_heads: int = 2,
     intermediate_size: int | None = None,
     weights_format: Literal["safetensors", "bin"] = "safetensors",
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> Path:
     """Write a tiny random Geneformer-format checkpoint folder (a ``BertForMaskedLM``).
 
@@ -155,7 +156,7 @@ def tiny_esm2_checkpoint(
     n_layers: int = 2,
     embed_dim: int = 32,
     attention_heads: int = 4,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> Path:
     """Write a tiny random ESM-2 checkpoint in fair-esm's format (``.pt`` + contact-regression file).
 

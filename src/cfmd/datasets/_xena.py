@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import os
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from .._constants import DEFAULT_RNA_KEY
 from .._logging import logger
 from .._utils import new_mudata
 from .._validation import (
@@ -26,10 +23,20 @@ from .._validation import (
     check_mapping_keys,
     describe_examples,
 )
-from ._barcodes import NORMAL_SAMPLE_TYPES, harmonise_tcga_barcodes, is_tcga_barcode, select_primary_samples
+from ._barcodes import NORMAL_SAMPLE_TYPES, is_tcga_barcode, select_primary_samples
 from ._probes import PROBE_AGGREGATIONS, aggregate_probes, is_probe_id
-from ._reference import CHROMOSOMES, gene_annotation, geneformer_gene_name_id, tcga_cdr_survival
-from ._symbols import read_gene_aliases, repair_r_symbol
+from ._symbols import read_gene_aliases
+from ._xena_files import _NA_VALUES, _existing_file, _is_gzip, _open_text
+from ._xena_genes import (
+    _handle_duplicates,
+    _map_genes,
+    _name_features,
+)
+from ._xena_survival import (
+    _add_cancer_type,
+    _join_survival,
+    _read_survival,
+)
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -38,7 +45,6 @@ __all__ = ["ENDPOINTS", "SCALES", "read_xena"]
 
 #: What a matrix's features are, as recorded in ``uns['read_xena']['modalities'][mod]['feature_type']``.
 _PROBE_LEVEL_MIN_FRACTION = 0.5
-_NO_SYMBOL = {""}
 
 #: Survival endpoints of the TCGA Pan-Cancer Clinical Data Resource (Liu et al., Cell 2018): overall
 #: survival, disease-specific survival, disease-free interval, progression-free interval.
@@ -56,27 +62,6 @@ SCALES: dict[str, str] = {
     "binary": "0/1 calls (e.g. mutations)",
     "other": "any finite values",
 }
-
-#: Fraction of a modality's features that must map to genes for ``gene_level="auto"`` to call it gene-level.
-GENE_LEVEL_MIN_FRACTION = 0.5
-
-_NA_VALUES = [
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
-    "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-]  # fmt: skip
-_ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{11})(?:\.\d+)?(?:_PAR_Y)?$")
-_ID_COLUMNS = (
-    "bcr_patient_barcode", "_PATIENT", "patient", "patient_id", "patientID", "submitter_id", "case_submitter_id",
-    "sample", "sampleID", "sample_id",
-)  # fmt: skip
-_CANCER_TYPE_COLUMNS = ("acronym", "cancer type abbreviation", "cancer_type")
-_DEAD = {"1", "1.0", "dead", "deceased"}
-_ALIVE = {"0", "0.0", "alive", "living"}
-_GENE_COLUMNS = ("gene_symbol", "ensembl_id", "chromosome", "start")
-
-
-class MissingFileError(InvalidInputError, FileNotFoundError):
-    """An input file does not exist (both an :class:`InvalidInputError` and a :class:`FileNotFoundError`)."""
 
 
 @dataclass
@@ -128,7 +113,7 @@ def read_xena(
     probe_bin_size: int = 1_000_000,
     repair_symbols: bool = True,
     gene_aliases: Mapping[str, str] | str | os.PathLike | pd.DataFrame | None = None,
-    rna_key: str | None = "rna",
+    rna_key: str | None = DEFAULT_RNA_KEY,
     time_key: str = "os_time",
     event_key: str = "os_event",
 ) -> MuData:
@@ -482,25 +467,6 @@ def read_xena(
 # ---------------------------------------------------------------------- reading
 
 
-def _existing_file(source, field: str) -> Path:
-    path = Path(os.fspath(source)).expanduser()
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise MissingFileError(f"`{field}`: {str(path)!r} {what}; expected a tab-separated file (plain or .gz).")
-    return path
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def _open_text(path: Path):
-    if _is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _read_matrix(mod: str, source) -> _Modality:
     """Read one features x samples matrix (path or DataFrame) and check that it is non-empty and numeric."""
     if isinstance(source, pd.DataFrame):
@@ -832,378 +798,7 @@ def _assign_patients(m: _Modality, mode: str) -> None:
 # ---------------------------------------------------------------------- genes
 
 
-@cache
-def _gene_tables() -> tuple[pd.DataFrame, dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
-    ann = gene_annotation()
-    by_ensembl = ann.set_index("ensembl_id")[["symbol", "chromosome", "start"]]
-    ensembl_to_symbol = dict(zip(ann["ensembl_id"], ann["symbol"]))
-    symbol_to_ensembl = dict(zip(ann["symbol"], ann["ensembl_id"]))
-    geneformer = geneformer_gene_name_id()
-    ensembl_to_geneformer_symbol: dict[str, str] = {}
-    for symbol, ensembl in geneformer.items():
-        ensembl_to_geneformer_symbol.setdefault(ensembl, symbol)
-    return by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol
-
-
-def _lookup_genes(
-    labels: list[str], *, aliases: Mapping[str, str] | None = None, repair: bool = False
-) -> tuple[pd.DataFrame, dict[int, tuple[str, str]]]:
-    """``gene_symbol``, ``ensembl_id``, ``chromosome``, ``start`` for each label (missing where unmapped).
-
-    Also returns ``{row: (symbol, how)}`` for labels mapped through ``aliases`` (how ``"alias"``) or an R-mangling
-    repair (how the rule of :func:`~cfmd.datasets.repair_r_symbol`).
-    """
-    by_ensembl, ensembl_to_symbol, symbol_to_ensembl, geneformer, ensembl_to_geneformer_symbol = _gene_tables()
-    aliases = aliases or {}
-
-    def known(symbol: str) -> bool:
-        return symbol in symbol_to_ensembl or symbol in geneformer
-
-    symbols, ensembls, changed = [], [], {}
-    for row, label in enumerate(labels):
-        match = _ENSEMBL.match(label)
-        if match:
-            ensembl = match.group(1)
-            symbol = ensembl_to_symbol.get(ensembl) or ensembl_to_geneformer_symbol.get(ensembl)
-            if symbol is None:
-                ensembl = None
-        else:
-            symbol = label.split("|", 1)[0].strip() if "|" in label else label
-            if symbol in aliases:
-                changed[row] = (aliases[symbol], "alias")
-                symbol = aliases[symbol]
-            elif repair and symbol not in _NO_SYMBOL and not known(symbol):
-                repaired = repair_r_symbol(symbol, known)
-                if repaired is not None:
-                    changed[row] = repaired
-                    symbol = repaired[0]
-            # an empty symbol never maps (Geneformer's map has an entry for the empty string)
-            ensembl = None if symbol in _NO_SYMBOL else symbol_to_ensembl.get(symbol) or geneformer.get(symbol)
-            if ensembl is None:
-                symbol = None
-                changed.pop(row, None)
-        symbols.append(np.nan if symbol is None else symbol)
-        ensembls.append(np.nan if ensembl is None else ensembl)
-    located = by_ensembl.reindex(pd.Index(ensembls, dtype=object))
-    genes = pd.DataFrame(
-        {
-            "gene_symbol": pd.Series(symbols, dtype=object),
-            "ensembl_id": pd.Series(ensembls, dtype=object),
-            "chromosome": located["chromosome"].to_numpy(dtype=object),
-            "start": located["start"].to_numpy(dtype=np.float64),
-        }
-    )
-    return genes, changed
-
-
-def _has_no_symbol(label: str) -> bool:
-    """Labels whose symbol part is empty (``|100130426``, ``" "``): reported apart from unmapped symbols."""
-    if _ENSEMBL.match(label):
-        return False
-    return (label.split("|", 1)[0].strip() if "|" in label else label.strip()) in _NO_SYMBOL
-
-
-def _map_genes(
-    m: _Modality,
-    declared: bool | None,
-    *,
-    is_rna: bool,
-    aliases: Mapping[str, str] | None = None,
-    repair: bool = False,
-) -> None:
-    genes, changed = _lookup_genes(m.features, aliases=aliases, repair=repair)
-    mapped = genes["ensembl_id"].notna().to_numpy()
-    n_mapped = int(mapped.sum())
-    fraction = n_mapped / len(m.features)
-    if declared is None:
-        m.gene_level = is_rna or fraction >= GENE_LEVEL_MIN_FRACTION
-        how = "the RNA modality" if is_rna else f"{fraction:.0%} of its features map to genes"
-    else:
-        m.gene_level = bool(declared)
-        how = "declared in `gene_level`"
-    if m.gene_level and n_mapped == 0:
-        raise InvalidInputError(
-            f"modalities[{m.name!r}] ({Path(m.source).name}) is gene-level ({how}) but none of its "
-            f"{len(m.features)} feature labels (e.g. {describe_examples(m.features, limit=3)}) is a gene symbol or "
-            "Ensembl gene ID in the shipped annotation or Geneformer's map. Expected HGNC symbols or Ensembl IDs; "
-            f"pass `gene_level={{{m.name!r}: False}}` if the features are not genes."
-        )
-    if not m.gene_level:
-        genes.loc[:, list(_GENE_COLUMNS)] = np.nan
-        genes = genes.astype({"gene_symbol": object, "ensembl_id": object, "chromosome": object, "start": np.float64})
-        m.n_mapped = m.n_located = 0
-        m.unmapped = []
-    else:
-        if m.feature_type != "probe":
-            m.feature_type = "gene"
-        m.n_mapped = n_mapped
-        m.n_located = int(genes["chromosome"].notna().sum())
-        no_symbol = [_has_no_symbol(f) for f in m.features]
-        m.without_symbol = [f for f, ok, empty in zip(m.features, mapped, no_symbol) if not ok and empty]
-        m.unmapped = [f for f, ok, empty in zip(m.features, mapped, no_symbol) if not ok and not empty]
-        m.repaired = [f"{m.features[i]}->{sym}" for i, (sym, how) in sorted(changed.items()) if how != "alias"]
-        m.aliased = [f"{m.features[i]}->{sym}" for i, (sym, how) in sorted(changed.items()) if how == "alias"]
-    var = pd.DataFrame({"feature": np.asarray(m.features, dtype=object)})
-    # categoricals hold missing strings in a form h5ad / h5mu can write (object columns with NaN cannot)
-    for column in ("gene_symbol", "ensembl_id"):
-        present = genes[column].dropna().unique()
-        genes[column] = pd.Categorical(genes[column], categories=pd.Index(present, dtype=object))
-    genes["chromosome"] = pd.Categorical(genes["chromosome"], categories=pd.Index(CHROMOSOMES, dtype=object))
-    m.var = pd.concat([var, genes], axis=1)
-
-
-def _duplicate_keys(m: _Modality) -> list[str]:
-    keys = []
-    for label, ensembl in zip(m.features, m.var["ensembl_id"]):
-        if m.gene_level and isinstance(ensembl, str):
-            keys.append(ensembl)
-        else:
-            match = _ENSEMBL.match(label)
-            keys.append(match.group(1) if match else label)
-    return keys
-
-
-def _handle_duplicates(m: _Modality, how: str) -> None:
-    keys = pd.Index(_duplicate_keys(m))
-    repeated = keys.duplicated(keep=False)
-    m.n_duplicated_features = int(repeated.sum())
-    m.n_duplicate_groups = int(keys[repeated].nunique())
-    if how == "keep" or m.n_duplicated_features == 0:
-        if how != "keep":
-            m.var["n_merged"] = np.ones(len(m.var), dtype=np.int64)
-        return
-    codes, uniques = pd.factorize(keys)  # codes follow first appearance
-    first = np.unique(codes, return_index=True)[1]
-    sizes = np.bincount(codes, minlength=len(uniques))
-    var = m.var.iloc[first].reset_index(drop=True)
-    if how == "mean":
-        membership = sparse.csr_matrix(
-            (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(uniques), len(codes))
-        )
-        observed = ~np.isnan(m.values)
-        sums = np.asarray(membership @ np.where(observed, m.values, 0.0))
-        counts = np.asarray(membership @ observed.astype(np.float64))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m.values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        labels = pd.Series(m.features).groupby(codes).agg(lambda s: ";".join(dict.fromkeys(s)))
-        var["feature"] = labels.sort_index().to_numpy(dtype=object)
-    else:
-        m.values = m.values[first]
-    var["n_merged"] = sizes.astype(np.int64)
-    m.var = var
-    m.features = [m.features[i] for i in first]
-
-
-def _make_unique(names: list[str]) -> list[str]:
-    """Suffix repeated names ``-1``, ``-2``, ... (anndata's convention), avoiding names already present."""
-    taken = set(names)
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        if name not in seen:
-            seen.add(name)
-            out.append(name)
-            continue
-        k = 1
-        while f"{name}-{k}" in taken:
-            k += 1
-        unique = f"{name}-{k}"
-        taken.add(unique)
-        out.append(unique)
-    return out
-
-
-def _name_features(mods: list[_Modality], rna_key: str | None) -> None:
-    for m in mods:
-        labels = m.features if m.name == rna_key else [f"{m.name}:{f}" for f in m.features]
-        m.var.index = pd.Index(_make_unique(labels), dtype=object)
-    names = pd.Index([n for m in mods for n in m.var.index])
-    if not names.is_unique:
-        dups = names[names.duplicated()].unique()
-        raise InvalidInputError(
-            f"feature names must be unique across modalities; {describe_examples(dups)} occur in several "
-            "(an RNA label contains another modality's prefix). Rename the modality or the features."
-        )
-
-
 # ---------------------------------------------------------------------- survival
-
-
-def _read_survival(survival, endpoint: str, mode: str) -> tuple[pd.DataFrame, str, str, str]:
-    """The survival table (one row per patient: time, event, cancer_type), its source, layout and ID column."""
-    if isinstance(survival, str) and survival == "tcga_cdr":
-        raw, source = tcga_cdr_survival(), "tcga_cdr"
-    elif isinstance(survival, pd.DataFrame):
-        raw, source = survival.copy(), "DataFrame"
-        if not isinstance(raw.index, pd.RangeIndex) and not any(c in raw.columns for c in _ID_COLUMNS):
-            raw = raw.rename_axis("_index").reset_index()
-    else:
-        path = _existing_file(survival, "survival")
-        source = str(path)
-        try:
-            with _open_text(path) as fh:
-                first = fh.readline()
-            raw = pd.read_csv(
-                path, sep="\t" if "\t" in first else ",", dtype=str, compression="gzip" if _is_gzip(path) else None
-            )
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
-            raise InvalidInputError(f"`survival` ({path.name}): cannot read the table ({err}).") from None
-    where = "`survival` (shipped TCGA-CDR table)" if source == "tcga_cdr" else f"`survival` ({Path(source).name})"
-    if raw.shape[0] == 0:
-        raise InvalidInputError(f"{where} is empty: expected one row per patient.")
-    columns = list(raw.columns)
-    followup = next((c for c in ("days_to_last_followup", "days_to_last_follow_up") if c in columns), None)
-    if endpoint in columns and f"{endpoint}.time" in columns:
-        layout = "tcga_cdr" if "bcr_patient_barcode" in columns else "xena" if "_PATIENT" in columns else "endpoint"
-        time = _numbers(raw[f"{endpoint}.time"], f"{where}[{endpoint + '.time'!r}]")
-        event = _numbers(raw[endpoint], f"{where}[{endpoint!r}]")
-    elif {"vital_status", "days_to_death"} <= set(columns) and followup is not None:
-        if endpoint != "OS":
-            raise InvalidInputError(
-                f"{where} is a clinical table (vital_status, days_to_death, {followup}), from which only "
-                f"`endpoint='OS'` can be derived; got {endpoint!r}. Pass a TCGA-CDR-like table for {endpoint}."
-            )
-        layout = "clinical"
-        status = raw["vital_status"].astype(object).map(lambda v: str(v).strip().lower() if pd.notna(v) else v)
-        known = status.isna() | status.isin(_DEAD | _ALIVE)
-        if not known.all():
-            raise InvalidInputError(
-                f"{where}['vital_status'] must be 1/0 or dead/alive; found "
-                f"{describe_examples(raw['vital_status'][~known].unique())}."
-            )
-        dead = status.isin(_DEAD)
-        event = pd.Series(np.where(status.isna(), np.nan, dead.astype(float)), index=raw.index)
-        death = _numbers(raw["days_to_death"], f"{where}['days_to_death']")
-        last = _numbers(raw[followup], f"{where}[{followup!r}]")
-        time = death.where(dead, last)
-    else:
-        raise InvalidInputError(
-            f"{where} must have columns {endpoint!r} and {endpoint + '.time'!r} (TCGA-CDR or Xena survival layout) "
-            "or 'vital_status', 'days_to_death' and 'days_to_last_followup' (clinical layout); found "
-            f"{describe_examples(columns, limit=12)}."
-        )
-    id_column = next((c for c in _ID_COLUMNS if c in columns), "_index" if "_index" in columns else columns[0])
-    ids = raw[id_column].astype(str).str.strip()
-    if mode == "tcga":
-        tcga = is_tcga_barcode(ids)
-        canonical = harmonise_tcga_barcodes(ids)
-        ids = pd.Series([c[:12] if ok else i for c, i, ok in zip(canonical, ids, tcga)], index=raw.index)
-    cancer_column = next((c for c in _CANCER_TYPE_COLUMNS if c in columns), None)
-    cancer = raw[cancer_column].astype(object) if cancer_column else pd.Series(np.nan, index=raw.index, dtype=object)
-    cancer = cancer.where(cancer.notna() & (cancer.astype(str).str.strip() != ""), np.nan)
-    table = pd.DataFrame({"patient": ids.to_numpy(), "time": time.to_numpy(), "event": event.to_numpy()})
-    table["cancer_type"] = cancer.to_numpy(dtype=object)
-    table = table.drop_duplicates()
-    repeated = table["patient"][table["patient"].duplicated()].unique()
-    if len(repeated):
-        raise InvalidInputError(
-            f"{where} has conflicting rows for patient(s) {describe_examples(repeated)} (column {id_column!r}); "
-            "expected one row per patient, or identical survival for all samples of a patient."
-        )
-    return table.set_index("patient"), source, layout, id_column
-
-
-def _numbers(column: pd.Series, field: str) -> pd.Series:
-    """Numeric survival column; TCGA placeholders like ``[Not Available]`` and NA are missing."""
-    text = column.astype(object).map(lambda v: str(v).strip() if pd.notna(v) else np.nan)
-    text = text.replace({"True": "1", "False": "0", "true": "1", "false": "0"})
-    text = text.mask(text.isin(_NA_VALUES) | text.str.startswith("[", na=False))
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = numbers.isna() & text.notna()
-    if bad.any():
-        raise InvalidInputError(f"{field} must be numeric; found {describe_examples(text[bad].unique())}.")
-    return numbers.astype(np.float64)
-
-
-def _join_survival(
-    obs: pd.DataFrame,
-    table: pd.DataFrame,
-    source: str,
-    id_column: str,
-    endpoint: str,
-    on_missing: str,
-    time_key: str,
-    event_key: str,
-) -> tuple[pd.DataFrame, dict]:
-    where = "`survival` (shipped TCGA-CDR table)" if source == "tcga_cdr" else f"`survival` ({Path(source).name})"
-    joined = table.reindex(obs.index)
-    time = joined["time"].to_numpy(dtype=np.float64)
-    event = joined["event"].to_numpy(dtype=np.float64)
-    negative = np.flatnonzero(time < 0)
-    if negative.size:
-        raise InvalidInputError(
-            f"{where}: {endpoint} times must be non-negative (days); patient(s) "
-            f"{describe_examples(obs.index[negative])} have negative times."
-        )
-    bad_event = np.flatnonzero(~np.isnan(event) & ~np.isin(event, (0.0, 1.0)))
-    if bad_event.size:
-        raise InvalidInputError(
-            f"{where}: {endpoint} events must be 0/1; patient(s) {describe_examples(obs.index[bad_event])} have "
-            f"{describe_examples(np.unique(event[bad_event]))}."
-        )
-    absent = ~obs.index.isin(table.index)
-    incomplete = ~absent & (np.isnan(time) | np.isnan(event))
-    if (absent | incomplete).any() and on_missing == "raise":
-        parts = []
-        if absent.any():
-            parts.append(f"{int(absent.sum())} patient(s) absent from it ({describe_examples(obs.index[absent])})")
-        if incomplete.any():
-            parts.append(
-                f"{int(incomplete.sum())} with a missing {endpoint} time or event ({describe_examples(obs.index[incomplete])})"
-            )
-        hint = (
-            f" No patient matched: check that column {id_column!r} holds the matrices' patient identifiers, or pass "
-            "`survival=None` (no survival) or the cohort's own table."
-            if absent.all()
-            else ""
-        )
-        raise InvalidInputError(
-            f"{where}: {' and '.join(parts)}; expected a time and an event for every patient of the matrices.{hint} "
-            "Pass `on_missing_survival='keep_nan'` to keep patients with missing survival."
-        )
-    obs = obs.copy()
-    obs[time_key] = time
-    missing = np.isnan(time) | np.isnan(event)
-    if np.isnan(event).any():
-        obs[event_key] = pd.array([None if np.isnan(e) else int(e) for e in event], dtype="Int64")
-    else:
-        obs[event_key] = event.astype(np.int64)
-    if missing.any():
-        logger.warning(
-            "read_xena: %d patient(s) without %s survival kept with missing values (e.g. %s).",
-            int(missing.sum()),
-            endpoint,
-            describe_examples(obs.index[missing], limit=3),
-        )
-    obs["_cancer_type_table"] = joined["cancer_type"].to_numpy(dtype=object)
-    info = {
-        "time_key": time_key,
-        "event_key": event_key,
-        "n_patients_without_survival": int(missing.sum()),
-        "patients_without_survival": np.asarray(obs.index[missing], dtype=object),
-    }
-    return obs, info
-
-
-def _add_cancer_type(obs: pd.DataFrame, cancer_type: str | None) -> None:
-    from_table = obs.pop("_cancer_type_table") if "_cancer_type_table" in obs else None
-    if from_table is None or from_table.isna().all():
-        if cancer_type is not None:
-            obs.insert(0, "cancer_type", pd.Categorical([cancer_type] * len(obs)))
-        return
-    values = from_table.astype(object)
-    if cancer_type is not None:
-        disagree = values.notna() & (values != cancer_type)
-        if disagree.any():
-            logger.warning(
-                "read_xena: the survival table gives another cancer type than `cancer_type=%r` for %d patient(s) "
-                "(e.g. %s); keeping the table's.",
-                cancer_type,
-                int(disagree.sum()),
-                describe_examples(values[disagree].index, limit=3),
-            )
-        values = values.fillna(cancer_type)
-    obs.insert(0, "cancer_type", pd.Categorical(values))
 
 
 # ---------------------------------------------------------------------- summary

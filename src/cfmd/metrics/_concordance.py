@@ -350,6 +350,15 @@ def paired_c_index(
     return paired_bootstrap(harrell_c, (time, event, risk), (time, event, reference_risk), ci=ci, indices=indices)
 
 
+#: Deprecated column names of :func:`compare_c_index` -> the ``{metric}_low`` / ``{metric}_high`` names.
+_DEPRECATED_COMPARISON_COLUMNS = {
+    "ci_low": "c_index_low",
+    "ci_high": "c_index_high",
+    "delta_ci_low": "delta_low",
+    "delta_ci_high": "delta_high",
+}
+
+
 @doc_params(resampling=_RESAMPLING_PARAMS)
 def compare_c_index(
     time,
@@ -383,11 +392,12 @@ def compare_c_index(
 
     Returns
     -------
-    One row per method (index: method name, in the order of ``risks``) with columns ``c_index``, ``ci_low``,
-    ``ci_high`` (the method's C and interval), ``delta``, ``delta_ci_low``, ``delta_ci_high`` (``C(method) -
-    C(reference)`` and its paired interval), ``p_value`` (two-sided bootstrap) and ``p_adjusted`` (Bonferroni over
-    the ``len(risks) - 1`` comparisons); the reference row has NaN in the comparison columns. ``table.attrs``
-    records ``reference``, ``n_boot`` and ``ci``.
+    One row per method (index: method name, in the order of ``risks``) with columns ``c_index``,
+    ``c_index_low``, ``c_index_high`` (the method's C and interval), ``delta``, ``delta_low``, ``delta_high``
+    (``C(method) - C(reference)`` and its paired interval), ``p_value`` (two-sided bootstrap) and ``p_adjusted``
+    (Bonferroni over the ``len(risks) - 1`` comparisons); the reference row has NaN in the comparison columns.
+    ``table.attrs`` records ``reference``, ``n_boot`` and ``ci``. Deprecated: the bounds also as ``ci_low``,
+    ``ci_high``, ``delta_ci_low``, ``delta_ci_high`` (removed in the next minor release).
     """
     if not isinstance(risks, Mapping) or not risks:
         raise InvalidInputError("`risks` must be a non-empty mapping {method name: risk score per patient}.")
@@ -400,20 +410,20 @@ def compare_c_index(
     results = {name: bootstrap_ci(harrell_c, time, event, r, ci=ci, indices=indices) for name, r in scores.items()}
     rows = {}
     for name, result in results.items():
-        row = {"c_index": result.estimate, "ci_low": result.ci_low, "ci_high": result.ci_high}
+        row = {"c_index": result.estimate, "c_index_low": result.ci_low, "c_index_high": result.ci_high}
         if name == reference:
-            row.update(delta=np.nan, delta_ci_low=np.nan, delta_ci_high=np.nan, p_value=np.nan)
+            row.update(delta=np.nan, delta_low=np.nan, delta_high=np.nan, p_value=np.nan)
         else:
             paired = paired_difference(result, results[reference])
-            row.update(
-                delta=paired.delta, delta_ci_low=paired.ci_low, delta_ci_high=paired.ci_high, p_value=paired.p_value
-            )
+            row.update(delta=paired.delta, delta_low=paired.ci_low, delta_high=paired.ci_high, p_value=paired.p_value)
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     others = table.index != reference
     table["p_adjusted"] = np.nan
     if others.any():
         table.loc[others, "p_adjusted"] = bonferroni(table.loc[others, "p_value"].to_numpy())
+    for old, new in _DEPRECATED_COMPARISON_COLUMNS.items():  # deprecated spelling, kept for one release
+        table[old] = table[new]
     table.index.name = "method"
     table.attrs.update({"reference": reference, "n_boot": len(indices), "ci": ci})
     return table

@@ -176,9 +176,10 @@ def bootstrap_slice_metrics(
 
     Returns
     -------
-    The table of :func:`slice_metrics` with four more columns: ``r2_ci_low``, ``r2_ci_high``,
-    ``pearson_r_ci_low``, ``pearson_r_ci_high`` (NaN where the metric is). ``table.attrs`` records ``n_boot``
-    and ``ci``.
+    The table of :func:`slice_metrics` with four more columns: ``r2_low``, ``r2_high``, ``pearson_r_low``,
+    ``pearson_r_high`` (NaN where the metric is; the ``{metric}_low`` / ``{metric}_high`` naming of every cfmd
+    table). ``table.attrs`` records ``n_boot`` and ``ci``. Deprecated: the same bounds as ``r2_ci_low``,
+    ``r2_ci_high``, ``pearson_r_ci_low``, ``pearson_r_ci_high`` (removed in the next minor release).
     """
     truth, prediction, names, macro = _prepare(truth, prediction, layout, slices, macro_slices, prediction_layout)
     ci = _check_ci(ci)
@@ -187,7 +188,10 @@ def bootstrap_slice_metrics(
     r2, pearson = _resampled_arrays(truth, prediction, layout, names, macro, indices)
     for metric, values in (("r2", r2), ("pearson_r", pearson)):
         bounds = np.array([percentile_interval(values[:, k], ci) for k in range(values.shape[1])])
-        table[f"{metric}_ci_low"] = bounds[:, 0]
-        table[f"{metric}_ci_high"] = bounds[:, 1]
+        table[f"{metric}_low"] = bounds[:, 0]
+        table[f"{metric}_high"] = bounds[:, 1]
+    for metric in ("r2", "pearson_r"):  # deprecated spelling, kept for one release
+        table[f"{metric}_ci_low"] = table[f"{metric}_low"]
+        table[f"{metric}_ci_high"] = table[f"{metric}_high"]
     table.attrs.update({"n_boot": len(indices), "ci": ci})
     return table

@@ -7,22 +7,30 @@ from typing import Literal
 
 import numpy as np
 from mudata import MuData
-from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
+from .._constants import (
+    CHROMOSOMES,
+    DEFAULT_GENE_EMBEDDING_KEY,
+    DEFAULT_GENEFORMER_KEY,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+    check_chromosomes,
+)
 from .._layout import STRATEGIES, LatentLayout
 from .._validation import InvalidInputError, check_choice, describe_examples
-from ..datasets import CHROMOSOMES, proliferation_signature, tme_genes
+from ..datasets import proliferation_signature, tme_genes
 from ._cfmd_module import CFMDModule, check_rmd_kwargs
 from ._io import SafeIOMixin
 from ._latent_imputer import (
     ImputerTrainingPlan,
     LatentImputerMixin,
     make_split,
-    register_imputer_fields,
     resolve_layout,
-    validate_imputer_setup,
 )
+from ._scvi_private import setup_args
 from .nn import chromosome_indices
 
 __all__ = ["CFMD"]
@@ -111,9 +119,9 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         architecture: Literal["scatter", "shared_trunk"] = "scatter",
         tme_gene_list: Sequence[str] | None = None,
         rna_head_gene_list: Sequence[str] | None = None,
-        split_key: str | None = "cfmd_split",
+        split_key: str | None = DEFAULT_SPLIT_KEY,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
         d_hidden: int = 512,
         dropout: float = 0.1,
         slice_weights: Mapping[str, float] | None = None,
@@ -122,17 +130,14 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         rmd_kwargs: Mapping | None = None,
     ) -> None:
         super().__init__(mdata)
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         rna_key, latent_key = args["rna_key"], args["latent_key"]
         check_choice(ablation_fill, "ablation_fill", ABLATION_FILLS)
         check_choice(architecture, "architecture", ARCHITECTURES)
         check_choice(methylation_decoder, "methylation_decoder", METHYLATION_DECODERS)
         rmd_kwargs = check_rmd_kwargs(rmd_kwargs, methylation_decoder)
         if masked_chromosomes is not None:
-            unknown = [c for c in masked_chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
-            if unknown:
-                raise InvalidInputError(f"`masked_chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
-            masked_chromosomes = [str(c).removeprefix("chr") for c in masked_chromosomes]
+            masked_chromosomes = check_chromosomes(masked_chromosomes, "masked_chromosomes")
         layout_obj = resolve_layout(mdata, latent_key, layout)
         rna = mdata.mod[rna_key]
         symbols = (
@@ -231,21 +236,16 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
 
     # ------------------------------------------------------------------ setup
     @classmethod
-    def setup_anndata(cls, adata, **kwargs):
-        """Not supported: CFMD needs a MuData (use :meth:`setup_mudata`)."""
-        raise NotImplementedError("CFMD works on MuData; use `CFMD.setup_mudata(mdata, ...)`.")
-
-    @classmethod
     def setup_mudata(
         cls,
         mdata: MuData,
         *,
-        latent_key: str = "X_structured",
-        rna_key: str = "rna",
+        latent_key: str = DEFAULT_LATENT_KEY,
+        rna_key: str = DEFAULT_RNA_KEY,
         rna_layer: str | None = None,
         rna_scale: Literal["counts", "log2", "zscore"] = "counts",
-        geneformer_key: str | None = "X_geneformer",
-        gene_embedding_key: str | None = "X_esm2",
+        geneformer_key: str | None = DEFAULT_GENEFORMER_KEY,
+        gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
         **kwargs,
     ) -> None:
         """Register a MuData: RNA, teacher embeddings and the target latent.
@@ -270,24 +270,4 @@ class CFMD(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModel
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        validate_imputer_setup(
-            mdata,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            gene_embedding_key=gene_embedding_key,
-        )
-        setup_method_args = cls._get_setup_method_args(**locals())
-        register_imputer_fields(
-            cls,
-            mdata,
-            setup_method_args,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            **kwargs,
-        )
+        cls._setup_imputer(mdata, cls._get_setup_method_args(**locals()), **kwargs)

@@ -7,12 +7,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 
+from .._expression import (
+    fingerprint_log_expression,
+    log_normalise,  # noqa: F401  (re-export: _latent_diffusion imports it from here)
+)
 from .._layout import LatentLayout
 from .._validation import InvalidInputError
 from ._latent_imputer import GENEFORMER_KEY, LATENT_KEY
+from ._latent_imputer_module import LatentImputerModule
 from .nn import (
     LearnedTemperatureFingerprint,
     PointwiseMethylationMLP,
@@ -57,14 +62,7 @@ def check_rmd_kwargs(rmd_kwargs, methylation_decoder: str) -> dict:
     return dict(rmd_kwargs)
 
 
-def log_normalise(x: torch.Tensor, rna_scale: str) -> torch.Tensor:
-    """log1p(counts per 10k) for ``"counts"``; the values as given for log2 / z-scored input."""
-    if rna_scale == "counts":
-        return torch.log1p(x / x.sum(dim=1, keepdim=True).clamp_min(1.0) * 1e4)
-    return x
-
-
-class CFMDModule(BaseModuleClass):
+class CFMDModule(LatentImputerModule):
     """Complementary Foundation Model Distillation into a structured latent (paper, Section 3).
 
     Each non-``zero`` slice of the layout is produced by the student of its strategy and written into its
@@ -86,12 +84,8 @@ class CFMDModule(BaseModuleClass):
 
     Parameters
     ----------
-    layout
-        The latent layout.
-    n_genes
-        Number of RNA features.
-    rna_likelihood_scale
-        ``"counts"``, ``"log2"`` or ``"zscore"``: how the RNA input is log-transformed.
+    layout, n_genes, rna_scale
+        As for :class:`~cfmd.models._latent_imputer_module.LatentImputerModule`.
     rna_head_genes
         Indices of the genes feeding ``rna`` slices.
     d_geneformer
@@ -144,24 +138,17 @@ class CFMDModule(BaseModuleClass):
         masked_chromosomes: Sequence[str] | None = None,
         rmd_kwargs: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(layout=layout, n_genes=n_genes, rna_scale=rna_scale)
         self.methylation_decoder = methylation_decoder
         self.masked_chromosomes = list(masked_chromosomes) if masked_chromosomes else None
-        self.layout = layout
-        self.n_genes = n_genes
-        self.rna_scale = rna_scale
         self.use_geneformer, self.use_esm = use_geneformer, use_esm
         self.ablation_fill, self.architecture = ablation_fill, architecture
         self.ortho_weight = float(ortho_weight)
         self.slice_weights = dict(slice_weights or {})
 
-        # normalisation statistics: set from the training split by CFMD.train (buffers -> saved with the model)
-        self.register_buffer("gene_mean", torch.zeros(n_genes))
-        self.register_buffer("gene_std", torch.ones(n_genes))
+        # teacher-input statistics, set from the training split with the base's (buffers -> saved with the model)
         self.register_buffer("geneformer_mean", torch.zeros(max(d_geneformer, 1)))
         self.register_buffer("geneformer_std", torch.ones(max(d_geneformer, 1)))
-        self.register_buffer("latent_mean", torch.zeros(layout.n_dims))
-        self.register_buffer("latent_std", torch.ones(layout.n_dims))
         d_e = 0 if esm_embeddings is None else int(esm_embeddings.shape[1])
         self.register_buffer("fingerprint_mean", torch.zeros(max(d_e, 1)))
         self.register_buffer("fingerprint_std", torch.ones(max(d_e, 1)))
@@ -225,34 +212,16 @@ class CFMDModule(BaseModuleClass):
         """The scatter assignment that places predictions into the latent."""
         return self.trunk.scatter if self.architecture == "shared_trunk" else self.scatter
 
-    @property
-    def predicted_slices(self) -> list[str]:
-        """Slices the module writes (non-``zero`` in the effective layout)."""
-        return list(self.assignment.assigned_slices)
-
     # ------------------------------------------------------------------ inputs
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {"x": tensors[REGISTRY_KEYS.X_KEY], "geneformer": tensors.get(GENEFORMER_KEY)}
 
-    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
-        return {}
-
-    def log_expression(self, x: torch.Tensor) -> torch.Tensor:
-        """log1p(counts per 10k) for counts; the values as given for log2 / z-scored input."""
-        return log_normalise(x, self.rna_scale)
-
     def fingerprint_input(self, x: torch.Tensor) -> torch.Tensor:
         r"""The paper's :math:`\log_2(x + 1)` over the ESM-covered genes (values as given for log scales)."""
-        covered = x[:, self.esm_genes]
-        return torch.log2(covered + 1.0) if self.rna_scale == "counts" else covered
+        return fingerprint_log_expression(x[:, self.esm_genes], self.rna_scale)
 
     def _split_output(self, output: torch.Tensor, strategy: str) -> dict[str, torch.Tensor]:
-        out, start = {}, 0
-        for name in self.slices_by_strategy.get(strategy, []):
-            dim = self.layout[name].dim
-            out[name] = output[:, start : start + dim]
-            start += dim
-        return out
+        return self.split_by_slice(output, self.slices_by_strategy.get(strategy, []))
 
     # ------------------------------------------------------------------ forward
     @auto_move_data
@@ -279,7 +248,7 @@ class CFMDModule(BaseModuleClass):
         ``z`` (standardised latent, zero in zero slices), ``hidden`` (P_G / P_E penultimate layers),
         ``effective_genes`` (H of the fingerprint) and ``tau``.
         """
-        standardised = (self.log_expression(x) - self.gene_mean) / self.gene_std
+        standardised = self.standardised_expression(x)
         out: dict[str, torch.Tensor] = {}
         hidden: dict[str, torch.Tensor] = {}
         extras: dict[str, torch.Tensor] = {}
@@ -322,22 +291,8 @@ class CFMDModule(BaseModuleClass):
 
     @torch.no_grad()
     def fit_normalisation(self, x: torch.Tensor, latent: torch.Tensor, geneformer: torch.Tensor | None) -> None:
-        """Set every normalisation statistic from the training patients' data.
-
-        Parameters
-        ----------
-        x
-            ``(n_train, n_genes)`` RNA.
-        latent
-            ``(n_train, n_dims)`` observed latent.
-        geneformer
-            ``(n_train, d)`` Geneformer embedding, or ``None``.
-        """
-        log_expr = self.log_expression(x)
-        self.gene_mean.copy_(log_expr.mean(0))
-        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
-        self.latent_mean.copy_(latent.mean(0))
-        self.latent_std.copy_(latent.std(0).clamp_min(1e-6))
+        """Set every normalisation statistic from the training patients' data: the base's, then the teachers'."""
+        super().fit_normalisation(x, latent, geneformer)
         if geneformer is not None and self.use_geneformer and geneformer.shape[1] == self.geneformer_mean.shape[0]:
             self.geneformer_mean.copy_(geneformer.mean(0))
             self.geneformer_std.copy_(geneformer.std(0).clamp_min(1e-6))
@@ -346,13 +301,9 @@ class CFMDModule(BaseModuleClass):
             self.fingerprint_mean.copy_(fp.mean(0))
             self.fingerprint_std.copy_(fp.std(0).clamp_min(1e-6))
 
-    def generative(self, **kwargs) -> dict:
-        """No generative model: CFMD is a regression into the latent."""
-        return {}
-
     def loss(self, tensors: dict, inference_outputs: dict, generative_outputs: dict, **kwargs) -> LossOutput:
         """Per-slice MSE on the standardised latent plus the weighted orthogonality loss."""
-        target = (tensors[LATENT_KEY] - self.latent_mean) / self.latent_std
+        target = self.standardised_latent(tensors[LATENT_KEY])
         observed = torch.isfinite(target).all(dim=1)
         z = inference_outputs["z"][observed]
         target = target[observed]
@@ -375,15 +326,3 @@ class CFMDModule(BaseModuleClass):
             extra_metrics=metrics,
             n_obs_minibatch=int(observed.sum()),
         )
-
-    def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
-        """Undo the target standardisation on predicted slices; zero-masked slices stay exactly 0."""
-        out = torch.zeros_like(z)
-        index = self.assignment.index
-        out[:, index] = z[:, index] * self.latent_std[index] + self.latent_mean[index]
-        return out
-
-    @torch.inference_mode()
-    def sample(self, *args, **kwargs):  # pragma: no cover
-        """Not a generative model."""
-        raise NotImplementedError("CFMD is not a generative model.")

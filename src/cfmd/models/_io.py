@@ -30,11 +30,11 @@ import pandas as pd
 import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
-from scvi.data._constants import _MODEL_NAME_KEY, _SETUP_ARGS_KEY
 
 from .._layout import LatentLayout
 from .._validation import InvalidInputError
 from ._deploy import DEFAULT_MIN_GENE_OVERLAP, align_to_model
+from ._scvi_private import MODEL_NAME_KEY, SETUP_ARGS_KEY
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SafeIOMixin", "model_files", "read_model_folder"]
 
@@ -329,7 +329,7 @@ class SafeIOMixin:
                 "`adata` is required: cfmd model folders hold no data; pass the MuData to apply the model to."
             )
         registry = meta["registry"]
-        if registry.get(_MODEL_NAME_KEY) != cls.__name__ or _SETUP_ARGS_KEY not in registry:
+        if registry.get(MODEL_NAME_KEY) != cls.__name__ or SETUP_ARGS_KEY not in registry:
             raise InvalidInputError(f"The registry in {str(dir_path)!r} was not written for a {cls.__name__} model.")
         module = cls._module_cls(**meta["module_kwargs"])
         try:
@@ -378,7 +378,7 @@ class SafeIOMixin:
 
     @classmethod
     def _align(cls, mdata, registry, module, *, min_gene_overlap, model_name) -> MuData:
-        args = registry[_SETUP_ARGS_KEY]
+        args = registry[SETUP_ARGS_KEY]
         genes = registry[_FIELD_REGISTRIES][REGISTRY_KEYS.X_KEY][_STATE_REGISTRY]["column_names"]
         return align_to_model(
             mdata,

@@ -16,13 +16,13 @@ from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import fields
-from scvi.data._constants import _SETUP_ARGS_KEY
-from scvi.data._manager import AnnDataManagerValidationCheck
 from scvi.train import TrainingPlan
 
+from .._constants import DEFAULT_SPLIT_KEY, DEFAULT_STRATIFY_KEY, FITTED_SPLIT_LABELS
 from .._expression import RNA_SCALES, check_expression_scale
 from .._layout import LatentLayout, layout_uns_key
 from .._logging import logger
+from .._patient_split import stratified_split_labels
 from .._utils import quiet_scvi_logging
 from .._validation import (
     InvalidInputError,
@@ -33,6 +33,7 @@ from .._validation import (
     describe_examples,
     get_matrix,
 )
+from ._scvi_private import SETUP_ARGS_KEY, setup_args, unpaired_validation
 from ._unpaired import MuDataOptionalObsmField, UnpairedMuDataManager, align_to_global
 
 GENEFORMER_KEY = "geneformer"
@@ -170,7 +171,7 @@ def register_imputer_fields(
     manager = UnpairedMuDataManager(
         fields=mudata_fields,
         setup_method_args=setup_method_args,
-        validation_checks=AnnDataManagerValidationCheck(check_fully_paired_mudata=False),
+        validation_checks=unpaired_validation(),
     )
     with quiet_scvi_logging():  # scvi-tools' INFO chatter stays out of cfmd's output (no global logger change)
         manager.register_fields(mdata, **kwargs)
@@ -185,10 +186,6 @@ def resolve_layout(mdata, latent_key: str, layout) -> LatentLayout:
         layout = LatentLayout.from_dict(layout)
     layout.check_width(mdata.obsm[latent_key].shape[1], field=f"mdata.obsm[{latent_key!r}]")
     return layout
-
-
-#: The split column :func:`~cfmd.tl.split_patients` writes; used when present, a split is drawn otherwise.
-DEFAULT_SPLIT_KEY = "cfmd_split"
 
 
 def check_split_key(mdata, split_key) -> None:
@@ -215,8 +212,8 @@ def make_split(mdata, latent_key, split_key, fractions, seed, *, log: bool = Tru
     drawn = split_key is None or split_key not in mdata.obs
     if not drawn:
         labels = mdata.obs.loc[names, split_key].astype(str).to_numpy()
-        split = {part: names[labels == part].to_numpy() for part in ("train", "validation", "test")}
-        stray = names[~np.isin(labels, ["train", "validation", "test"])]
+        split = {part: names[labels == part].to_numpy() for part in FITTED_SPLIT_LABELS}
+        stray = names[~np.isin(labels, FITTED_SPLIT_LABELS)]
         if len(stray):
             raise InvalidInputError(
                 f"mdata.obs[{split_key!r}] labels {len(stray)} patient(s) with an observed latent as neither train, "
@@ -226,20 +223,12 @@ def make_split(mdata, latent_key, split_key, fractions, seed, *, log: bool = Tru
         fractions = np.asarray(fractions, dtype=float)
         if fractions.shape != (3,) or not np.isclose(fractions.sum(), 1.0) or (fractions < 0).any():
             raise InvalidInputError(f"`split_fractions` must be three fractions summing to 1; got {list(fractions)}.")
-        rng = np.random.default_rng(int(seed))
-        if "cancer_type" in mdata.obs:
-            strata = mdata.obs.loc[names, "cancer_type"].astype(str).to_numpy()
+        if DEFAULT_STRATIFY_KEY in mdata.obs:
+            strata = mdata.obs.loc[names, DEFAULT_STRATIFY_KEY].astype(str).to_numpy()
         else:
             strata = np.zeros(len(names), dtype=object)
-        parts: dict[str, list] = {"train": [], "validation": [], "test": []}
-        for stratum in sorted(set(strata)):
-            members = names[strata == stratum].to_numpy()
-            members = members[rng.permutation(members.size)]
-            n_val, n_test = int(round(fractions[1] * members.size)), int(round(fractions[2] * members.size))
-            parts["test"] += list(members[:n_test])
-            parts["validation"] += list(members[n_test : n_test + n_val])
-            parts["train"] += list(members[n_test + n_val :])
-        split = {k: np.array(sorted(v), dtype=object) for k, v in parts.items()}
+        labels = stratified_split_labels(strata, fractions, seed)
+        split = {part: np.array(sorted(names[labels == part]), dtype=object) for part in FITTED_SPLIT_LABELS}
     sizes = {k: len(v) for k, v in split.items()}
     if sizes["train"] < 8 or sizes["validation"] < 1 or sizes["test"] < 1:
         raise InvalidInputError(
@@ -266,6 +255,27 @@ class LatentImputerMixin:
     ``fit_normalisation(x, latent, geneformer)``, ``inference(x, geneformer, ...)`` returning ``{"z": ...}``
     (standardised latent) and ``to_latent_units(z)``.
     """
+
+    @classmethod
+    def setup_anndata(cls, adata, **kwargs):
+        """Not supported: a latent imputer needs a MuData (use :meth:`setup_mudata`)."""
+        raise NotImplementedError(f"{cls.__name__} works on MuData; use `{cls.__name__}.setup_mudata(mdata, ...)`.")
+
+    @classmethod
+    def _setup_imputer(cls, mdata, setup_method_args, **kwargs) -> None:
+        """What every ``setup_mudata`` does: validate everything (nothing changes on error), then register.
+
+        The keys are read from ``setup_method_args`` (``cls._get_setup_method_args(**locals())``): ``latent_key``,
+        ``rna_key``, ``rna_layer``, ``rna_scale`` and, where the model takes them, ``geneformer_key`` and
+        ``gene_embedding_key``; ``kwargs`` go to :meth:`scvi.data.AnnDataManager.register_fields`.
+        """
+        args = setup_method_args[SETUP_ARGS_KEY]
+        keys = {key: args[key] for key in ("latent_key", "rna_key", "rna_layer", "rna_scale")}
+        geneformer_key = args.get("geneformer_key")
+        validate_imputer_setup(
+            mdata, **keys, geneformer_key=geneformer_key, gene_embedding_key=args.get("gene_embedding_key")
+        )
+        register_imputer_fields(cls, mdata, setup_method_args, **keys, geneformer_key=geneformer_key, **kwargs)
 
     def split_indices(self, mdata: MuData | None = None) -> dict[str, np.ndarray]:
         """Positions in ``mdata.obs`` of the stored train / validation / test patients."""
@@ -335,7 +345,7 @@ class LatentImputerMixin:
 
     @torch.no_grad()
     def _fit_normalisation(self, train: np.ndarray) -> None:
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         mdata = self.adata
         X = align_to_global(mdata, args["rna_key"], self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY))[train]
         x = torch.as_tensor(X.toarray() if sparse.issparse(X) else np.asarray(X), dtype=torch.float32)
@@ -386,7 +396,7 @@ class LatentImputerMixin:
     @classmethod
     def _register_fields(cls, mdata, setup_method_args, source_registry=None) -> None:
         """Register ``mdata`` (with the saved registry when loading; the latent may then be absent)."""
-        args = setup_method_args[_SETUP_ARGS_KEY]
+        args = setup_method_args[SETUP_ARGS_KEY]
         geneformer_key = args.get("geneformer_key")
         rna = mdata.mod[args["rna_key"]]
         if source_registry is not None and geneformer_key is not None and geneformer_key not in rna.obsm:

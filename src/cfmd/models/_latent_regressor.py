@@ -8,24 +8,23 @@ from typing import Literal
 import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
-from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
-from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from .._layout import LatentLayout
 from .._validation import InvalidInputError, check_positive_int, describe_examples
-from ._cfmd_module import log_normalise
 from ._io import SafeIOMixin
 from ._latent_imputer import (
     LATENT_KEY,
     ImputerTrainingPlan,
     LatentImputerMixin,
     make_split,
-    register_imputer_fields,
     resolve_layout,
-    validate_imputer_setup,
 )
+from ._latent_imputer_module import LatentImputerModule
+from ._scvi_private import setup_args
 from .nn import ScatterAssignment
 
 __all__ = ["LatentRegressor", "LatentRegressorModule", "mlp_parameter_count", "mlp_width_for_parameters"]
@@ -50,17 +49,13 @@ def mlp_width_for_parameters(n_params: int, n_in: int, n_out: int, n_layers: int
     return min(candidates, key=lambda w: abs(mlp_parameter_count(n_in, n_out, w, n_layers) - n_params))
 
 
-class LatentRegressorModule(BaseModuleClass):
+class LatentRegressorModule(LatentImputerModule):
     """MLP on the standardised log-expression of all genes, predicting chosen slices (global MSE).
 
     Parameters
     ----------
-    layout
-        The latent layout.
-    n_genes
-        Number of RNA features.
-    rna_scale
-        ``"counts"``, ``"log2"`` or ``"zscore"``.
+    layout, n_genes, rna_scale
+        As for :class:`~cfmd.models._latent_imputer_module.LatentImputerModule`.
     predicted_slices
         Slices the MLP predicts (the others are written as 0).
     n_hidden, n_layers, dropout
@@ -78,12 +73,7 @@ class LatentRegressorModule(BaseModuleClass):
         n_layers: int = 2,
         dropout: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.layout, self.rna_scale = layout, rna_scale
-        self.register_buffer("gene_mean", torch.zeros(n_genes))
-        self.register_buffer("gene_std", torch.ones(n_genes))
-        self.register_buffer("latent_mean", torch.zeros(layout.n_dims))
-        self.register_buffer("latent_std", torch.ones(layout.n_dims))
+        super().__init__(layout=layout, n_genes=n_genes, rna_scale=rna_scale)
         predicted = set(predicted_slices)
         effective = LatentLayout(
             type(s)(s.name, s.start, s.stop, "predicted" if s.name in predicted else "zero", s.groups) for s in layout
@@ -97,36 +87,18 @@ class LatentRegressorModule(BaseModuleClass):
         layers.append(nn.Linear(width, int(self.assignment.index.numel())))
         self.mlp = nn.Sequential(*layers)
 
-    @property
-    def predicted_slices(self) -> list[str]:
-        """Slices the module writes."""
-        return list(self.assignment.assigned_slices)
-
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
-
-    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
-        return {}
 
     @auto_move_data
     def inference(self, x: torch.Tensor, **kwargs) -> dict:
         """``(batch, n_genes)`` RNA -> ``{"z": (batch, n_dims)}`` standardised latent (0 outside predicted slices)."""
-        standardised = (log_normalise(x, self.rna_scale) - self.gene_mean) / self.gene_std
-        flat = self.mlp(standardised)
-        outputs, start = {}, 0
-        for name in self.assignment.assigned_slices:
-            dim = self.layout[name].dim
-            outputs[name] = flat[:, start : start + dim]
-            start += dim
-        return {"z": self.assignment(outputs)}
-
-    def generative(self, **kwargs) -> dict:
-        """No generative model."""
-        return {}
+        flat = self.mlp(self.standardised_expression(x))
+        return {"z": self.assignment(self.split_by_slice(flat, self.assignment.assigned_slices))}
 
     def loss(self, tensors: dict, inference_outputs: dict, generative_outputs: dict, **kwargs) -> LossOutput:
         """Global MSE over all predicted dimensions of the standardised latent."""
-        target = (tensors[LATENT_KEY] - self.latent_mean) / self.latent_std
+        target = self.standardised_latent(tensors[LATENT_KEY])
         observed = torch.isfinite(target).all(dim=1)
         index = self.assignment.index
         diff = inference_outputs["z"][observed][:, index] - target[observed][:, index]
@@ -134,27 +106,6 @@ class LatentRegressorModule(BaseModuleClass):
         return LossOutput(
             loss=per_obs.mean(), reconstruction_loss={"latent_mse": per_obs}, n_obs_minibatch=int(observed.sum())
         )
-
-    @torch.no_grad()
-    def fit_normalisation(self, x: torch.Tensor, latent: torch.Tensor, geneformer: torch.Tensor | None) -> None:
-        """Set the RNA and latent standardisation from the training patients."""
-        log_expr = log_normalise(x, self.rna_scale)
-        self.gene_mean.copy_(log_expr.mean(0))
-        self.gene_std.copy_(log_expr.std(0).clamp_min(1e-3))
-        self.latent_mean.copy_(latent.mean(0))
-        self.latent_std.copy_(latent.std(0).clamp_min(1e-6))
-
-    def to_latent_units(self, z: torch.Tensor) -> torch.Tensor:
-        """Undo the standardisation on predicted dimensions; the others stay exactly 0."""
-        out = torch.zeros_like(z)
-        index = self.assignment.index
-        out[:, index] = z[:, index] * self.latent_std[index] + self.latent_mean[index]
-        return out
-
-    @torch.inference_mode()
-    def sample(self, *args, **kwargs):  # pragma: no cover
-        """Not a generative model."""
-        raise NotImplementedError("LatentRegressor is not a generative model.")
 
 
 class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -197,12 +148,12 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         n_hidden: int = 1024,
         n_layers: int = 2,
         dropout: float = 0.1,
-        split_key: str | None = "cfmd_split",
+        split_key: str | None = DEFAULT_SPLIT_KEY,
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
     ) -> None:
         super().__init__(mdata)
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         latent_key = args["latent_key"]
         layout_obj = resolve_layout(mdata, latent_key, layout)
         slices = list(layout_obj.names if slices is None else slices)
@@ -233,17 +184,12 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         self.init_params_ = self._get_init_params(locals())
 
     @classmethod
-    def setup_anndata(cls, adata, **kwargs):
-        """Not supported: use :meth:`setup_mudata`."""
-        raise NotImplementedError("LatentRegressor works on MuData; use `LatentRegressor.setup_mudata(mdata, ...)`.")
-
-    @classmethod
     def setup_mudata(
         cls,
         mdata: MuData,
         *,
-        latent_key: str = "X_structured",
-        rna_key: str = "rna",
+        latent_key: str = DEFAULT_LATENT_KEY,
+        rna_key: str = DEFAULT_RNA_KEY,
         rna_layer: str | None = None,
         rna_scale: Literal["counts", "log2", "zscore"] = "counts",
         **kwargs,
@@ -261,16 +207,4 @@ class LatentRegressor(SafeIOMixin, LatentImputerMixin, UnsupervisedTrainingMixin
         **kwargs
             Passed to :meth:`scvi.data.AnnDataManager.register_fields`.
         """
-        validate_imputer_setup(mdata, latent_key=latent_key, rna_key=rna_key, rna_layer=rna_layer, rna_scale=rna_scale)
-        setup_method_args = cls._get_setup_method_args(**locals())
-        register_imputer_fields(
-            cls,
-            mdata,
-            setup_method_args,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=None,
-            **kwargs,
-        )
+        cls._setup_imputer(mdata, cls._get_setup_method_args(**locals()), **kwargs)

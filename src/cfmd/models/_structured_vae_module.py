@@ -13,6 +13,7 @@ from scvi.distributions import NegativeBinomial
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
+from .._expression import log_normalise
 from .nn._structured_decoder import MaskedLinear, RegionalGeneDecoder
 
 #: Likelihoods available for non-RNA modalities.
@@ -294,7 +295,7 @@ class StructuredVAEModule(BaseModuleClass):
         """Standardised (log-normalised) expression and library sizes for a batch of RNA rows."""
         if self.rna_likelihood == "nb":
             library = x.sum(dim=1, keepdim=True).clamp_min(1.0)
-            log_expression = torch.log1p(x / library * 1e4)
+            log_expression = log_normalise(x, "counts")
         else:
             library = torch.ones_like(x[:, :1])
             log_expression = x

@@ -13,8 +13,9 @@ import numpy as np
 from mudata import MuData
 from scipy import sparse
 from scvi.data import AnnDataManager, fields
-from scvi.data._constants import _DR_ATTR_KEY, _DR_ATTR_NAME, _DR_MOD_KEY
 from scvi.data._utils import get_anndata_attribute
+
+from ._scvi_private import DR_ATTR_KEY, DR_ATTR_NAME, DR_MOD_KEY
 
 __all__ = ["MuDataOptionalObsmField", "OptionalObsmField", "UnpairedMuDataManager", "align_to_global", "modality_rows"]
 
@@ -72,14 +73,14 @@ def align_to_global(mdata: MuData, mod_key: str, matrix):
 class UnpairedMuDataManager(AnnDataManager):
     """An :class:`~scvi.data.AnnDataManager` whose modality fields are aligned to the global patients.
 
-    Use with ``AnnDataManagerValidationCheck(check_fully_paired_mudata=False)``.
+    Use with :func:`~cfmd.models._scvi_private.unpaired_validation`.
     """
 
     def get_from_registry(self, registry_key: str):
         """The registered data, with modality matrices aligned to ``self.adata.obs_names``."""
         data_loc = self.data_registry[registry_key]
-        mod_key = getattr(data_loc, _DR_MOD_KEY, None)
-        attr_name, attr_key = data_loc[_DR_ATTR_NAME], data_loc[_DR_ATTR_KEY]
+        mod_key = getattr(data_loc, DR_MOD_KEY, None)
+        attr_name, attr_key = data_loc[DR_ATTR_NAME], data_loc[DR_ATTR_KEY]
         holder = self.adata.mod[mod_key] if mod_key is not None else self.adata
         if attr_name == "obsm" and attr_key not in holder.obsm:  # optional field absent: placeholder
             n_cols = len(self.get_state_registry(registry_key)[OptionalObsmField.COLUMN_NAMES_KEY])

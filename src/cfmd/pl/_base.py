@@ -349,8 +349,9 @@ def numeric_column(table: pd.DataFrame, column: str, where: str) -> np.ndarray:
 def ci_columns(table: pd.DataFrame, metric: str, where: str, *, required: bool = False) -> tuple[str, str] | None:
     """Names of the lower/upper confidence-bound columns of ``metric``.
 
-    Accepts ``{metric}_low``/``{metric}_high`` (the plotting contract) and ``{metric}_ci_low``/``{metric}_ci_high``
-    (what :func:`cfmd.metrics.bootstrap_slice_metrics` writes). Returns ``None`` when neither pair is present, unless
+    Accepts ``{metric}_low``/``{metric}_high`` (cfmd's one naming of interval bounds) and the deprecated
+    ``{metric}_ci_low``/``{metric}_ci_high`` (what :func:`cfmd.metrics.bootstrap_slice_metrics` also writes for one
+    release). Returns ``None`` when neither pair is present, unless
     ``required``.
     """
     for low, high in ((f"{metric}_low", f"{metric}_high"), (f"{metric}_ci_low", f"{metric}_ci_high")):

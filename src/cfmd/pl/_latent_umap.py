@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._constants import DEFAULT_LATENT_KEY
 from .._logging import logger
 from .._validation import InvalidInputError, check_obs_columns, check_obsm, describe_examples
 from ._base import (
@@ -121,7 +122,7 @@ def _category_colors(
 def latent_umap(
     mdata,
     *,
-    observed_key: str = "X_structured",
+    observed_key: str = DEFAULT_LATENT_KEY,
     imputed_key: str = "X_cfmd",
     basis: str = "umap",
     color: str | None = "cancer_type",

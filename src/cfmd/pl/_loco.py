@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._constants import CHROMOSOMES, chromosome_label
 from .._validation import InvalidInputError, describe_examples
-from ..datasets._reference import CHROMOSOMES
 from ._base import (
     OKABE_ITO,
     PLOT_PARAMS,
@@ -36,16 +36,6 @@ DECODER_LABELS = {"regional": "Regional decoder", "pointwise": "Point-wise MLP"}
 _DECODER_COLORS = {"regional": OKABE_ITO[0], "pointwise": OKABE_ITO[3]}
 _OTHER_COLORS = (OKABE_ITO[2], OKABE_ITO[4], OKABE_ITO[1], OKABE_ITO[5], OKABE_ITO[6])
 NEGATIVE_CONTROL_KEY = "r2_shuffled_positions"
-
-
-def _chromosome_label(value) -> str:
-    """``1``, ``"1"``, ``"chr1"`` -> ``"1"``; ``"chrX"`` -> ``"X"``."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        value = int(value)
-    label = str(value).strip()
-    if label.lower().startswith("chr"):
-        label = label[3:]
-    return label.upper() if label.lower() in ("x", "y", "m", "mt") else label
 
 
 def _genomic_order(labels: Sequence[str]) -> list[str]:
@@ -158,7 +148,7 @@ def loco(
     summary = container.get("summary") if container is not None else None
     if summary is not None and not hasattr(summary, "__contains__"):
         summary = None
-    table["chromosome"] = [_chromosome_label(c) for c in table["chromosome"]]
+    table["chromosome"] = [chromosome_label(c) for c in table["chromosome"]]
     table["decoder"] = table["decoder"].astype(str)
     table["r2"] = numeric_column(table, "r2", where)
     table["r2_random"] = numeric_column(table, "r2_random", where)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._constants import DEFAULT_GENE_EMBEDDING_KEY
 from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
@@ -42,7 +43,7 @@ def esm_gene_embeddings(
     toks_per_batch: int = 4096,
     truncation_seq_length: int = 1022,
     device: str | None = None,
-    key_added: str = "X_esm2",
+    key_added: str = DEFAULT_GENE_EMBEDDING_KEY,
     cache_dir: str | PathLike | None = None,
     progress: bool = True,
     copy: bool = False,

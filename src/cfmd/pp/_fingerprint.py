@@ -9,6 +9,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._docs import DOC_COPY, doc_params
+from .._expression import fingerprint_log_expression
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_not_view, describe_examples, get_matrix
@@ -126,7 +127,7 @@ def structural_fingerprint(
             block = X[start : start + _CHUNK_ROWS][:, genes]
             block = block.toarray() if sparse.issparse(block) else np.asarray(block)
             block = block.astype(np.float64)
-            log_expression = np.log2(block + 1.0) if scale == "counts" else block
+            log_expression = fingerprint_log_expression(block, scale)
             s, h = expression_weighted_fingerprint(torch.from_numpy(log_expression), gene_embeddings, tau)
             fingerprints[start : start + len(block)] = s.numpy()
             effective[start : start + len(block)] = h.numpy()

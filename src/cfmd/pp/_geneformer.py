@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._constants import DEFAULT_GENEFORMER_KEY
 from .._docs import DOC_COPY, doc_params
 from .._logging import logger
 from .._transaction import unchanged_on_error
@@ -44,7 +45,7 @@ def geneformer(
     pooling: Literal["mean", "cls"] = "mean",
     batch_size: int = 16,
     device: str | None = None,
-    key_added: str = "X_geneformer",
+    key_added: str = DEFAULT_GENEFORMER_KEY,
     cache_dir: str | PathLike | None = None,
     progress: bool = True,
     copy: bool = False,

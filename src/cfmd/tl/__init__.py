@@ -16,7 +16,7 @@ from ._downstream_rescue import (
     RESCUE_SURVIVAL_MODELS,
     downstream_rescue,
 )
-from ._evaluate import evaluate, evaluation_settings, score_methods
+from ._evaluate import evaluate, evaluation_settings
 from ._fit_latent import fit_latent
 from ._generate import GENERATIVE_MODELS, generate
 from ._impute import impute
@@ -24,6 +24,7 @@ from ._latent_umap import latent_umap, umap_key
 from ._loco import loco_audit
 from ._methods import METHODS, ImputationMethod, MethodContext, get_method
 from ._prioritize_assays import PRIORITIZE_SCORES, PRIORITIZE_TASKS, prioritize_assays
+from ._scoring import score_methods
 from ._slice_semantics import slice_semantics
 from ._split import DEFAULT_SPLIT_KEY, SPLIT_LABELS, split_patients
 from ._unconditional_check import UNCONDITIONAL_METRICS, unconditional_check, unconditional_metrics

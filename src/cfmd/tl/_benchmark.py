@@ -11,13 +11,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._constants import (
+    DEFAULT_GENE_EMBEDDING_KEY,
+    DEFAULT_GENEFORMER_KEY,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+)
 from .._layout import LatentLayout
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._validation import InvalidInputError, check_obsm, check_positive_int, describe_examples
-from ._evaluate import check_ci, score_methods, survival_data
 from ._methods import METHODS, MethodContext, get_method
-from ._split import DEFAULT_SPLIT_KEY, split_indices
+from ._scoring import check_ci, score_methods, survival_data
+from ._split import split_indices
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -52,13 +60,13 @@ def benchmark(
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
     seeds: Sequence[int] = (42, 123, 456),
-    latent_key: str = "X_structured",
-    split_key: str = "cfmd_split",
-    rna_key: str = "rna",
+    latent_key: str = DEFAULT_LATENT_KEY,
+    split_key: str = DEFAULT_SPLIT_KEY,
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: str = "counts",
-    geneformer_key: str | None = "X_geneformer",
-    gene_embedding_key: str | None = "X_esm2",
+    geneformer_key: str | None = DEFAULT_GENEFORMER_KEY,
+    gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
     rna_only_key: str | None = None,
     time_key: str = "os_time",
     event_key: str = "os_event",
@@ -68,7 +76,7 @@ def benchmark(
     train_kwargs: Mapping | None = None,
     n_boot: int = 1000,
     ci: float = 0.95,
-    bootstrap_seed: int = 0,
+    bootstrap_seed: int = DEFAULT_SEED,
     key_added: str | None = None,
     cv: int | None = None,
     cv_repeats: int = 1,
@@ -294,11 +302,11 @@ def check_benchmark_input(
     mdata: MuData,
     *,
     methods: Sequence[str],
-    latent_key: str = "X_structured",
+    latent_key: str = DEFAULT_LATENT_KEY,
     split_key: str = DEFAULT_SPLIT_KEY,
-    rna_key: str = "rna",
-    geneformer_key: str | None = "X_geneformer",
-    gene_embedding_key: str | None = "X_esm2",
+    rna_key: str = DEFAULT_RNA_KEY,
+    geneformer_key: str | None = DEFAULT_GENEFORMER_KEY,
+    gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
     rna_only_key: str | None = None,
     cfmd_kwargs: Mapping | None = None,
 ) -> tuple[list[str], LatentLayout]:

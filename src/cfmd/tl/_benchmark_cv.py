@@ -11,8 +11,8 @@ from .._validation import InvalidInputError, check_obs_columns, check_obsm, chec
 from ..metrics import MIN_EVENTS_TO_SCORE
 from ._benchmark import check_method_names, check_method_needs
 from ._cv import CV_SPLIT_COLUMN, _check_refit, pooled_c_index, run_cv
-from ._evaluate import check_ci, score_methods
 from ._methods import METHODS, MethodContext
+from ._scoring import check_ci, score_methods
 
 
 def benchmark_cv(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from .._layout import LatentLayout, layout_uns_key
 from .._transaction import unchanged_on_error
 from .._utils import quiet_scvi_logging
@@ -22,20 +23,20 @@ def fit_latent(
     mdata: MuData,
     *,
     layout: LatentLayout | None = None,
-    rna_key: str = "rna",
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: Literal["counts", "log2", "zscore"] = "counts",
     modalities: Mapping[str, str] | None = None,
     likelihoods: Mapping[str, str] | None = None,
     cancer_type_key: str | None = None,
-    split_key: str | None = "cfmd_split",
-    key_added: str = "X_structured",
+    split_key: str | None = DEFAULT_SPLIT_KEY,
+    key_added: str = DEFAULT_LATENT_KEY,
     rna_only_key_added: str | None = None,
     max_epochs: int = 200,
     batch_size: int = 64,
     lr: float = 3e-3,
     n_epochs_kl_warmup: int = 20,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     accelerator: str = "auto",
     devices: int | str = "auto",
     model_kwargs: Mapping | None = None,

@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from .._constants import (
+    DEFAULT_GENE_EMBEDDING_KEY,
+    DEFAULT_GENEFORMER_KEY,
+    DEFAULT_IMPUTED_KEY,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+)
 from .._layout import LatentLayout, layout_uns_key
 from .._logging import logger
 from .._validation import InvalidInputError, check_choice, check_positive_int
@@ -26,17 +35,17 @@ def impute(
     mdata: MuData,
     *,
     model: CFMD | str | PathLike | None = None,
-    latent_key: str = "X_structured",
-    key_added: str = "X_cfmd",
+    latent_key: str = DEFAULT_LATENT_KEY,
+    key_added: str = DEFAULT_IMPUTED_KEY,
     fill: Literal["missing", "all"] = "missing",
     layout: LatentLayout | None = None,
-    rna_key: str = "rna",
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: Literal["counts", "log2", "zscore"] = "counts",
-    geneformer_key: str | None = "X_geneformer",
-    gene_embedding_key: str | None = "X_esm2",
-    split_key: str | None = "cfmd_split",
-    seed: int = 42,
+    geneformer_key: str | None = DEFAULT_GENEFORMER_KEY,
+    gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
+    split_key: str | None = DEFAULT_SPLIT_KEY,
+    seed: int = DEFAULT_SEED,
     max_epochs: int = 200,
     model_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
@@ -181,6 +190,7 @@ def _impute(
 
     from .. import __version__
     from ..models import CFMD
+    from ..models._scvi_private import setup_args
     from ._students import load_students
 
     check_choice(fill, "fill", ("missing", "all"))
@@ -217,27 +227,19 @@ def _impute(
         check_split_key(mdata, split_key)
 
         # every check that does not need the registered model, before anything touches `mdata`
-        validate_imputer_setup(
-            mdata,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            gene_embedding_key=gene_embedding_key,
-        )
+        registered = {
+            "latent_key": latent_key,
+            "rna_key": rna_key,
+            "rna_layer": rna_layer,
+            "rna_scale": rna_scale,
+            "geneformer_key": geneformer_key,
+            "gene_embedding_key": gene_embedding_key,
+        }
+        validate_imputer_setup(mdata, **registered)
         fractions = dict(model_kwargs or {}).get("split_fractions", (0.8, 0.1, 0.1))
         make_split(mdata, latent_key, split_key, fractions, seed, log=False)  # checked here, logged by CFMD
         scvi.settings.seed = int(seed)
-        CFMD.setup_mudata(
-            mdata,
-            latent_key=latent_key,
-            rna_key=rna_key,
-            rna_layer=rna_layer,
-            rna_scale=rna_scale,
-            geneformer_key=geneformer_key,
-            gene_embedding_key=gene_embedding_key,
-        )
+        CFMD.setup_mudata(mdata, **registered)
         model = CFMD(mdata, layout=layout, split_key=split_key, seed=seed, **dict(model_kwargs or {}))
         options = {"max_epochs": max_epochs, **dict(train_kwargs or {})}
         model.train(**options)
@@ -267,7 +269,7 @@ def _impute(
         )
 
     model_layout = model.layout
-    latent_key_used = model.adata_manager.registry["setup_args"]["latent_key"]
+    latent_key_used = setup_args(model)["latent_key"]
     prediction = model.get_imputed_latent(target)
     record = None
     if students == "auto":
@@ -409,10 +411,11 @@ def _inner_cv_predictions(
 
 def _apply_students(model, target, prediction):
     """The composite latent of a model with ``students_`` (its record and ridge)."""
+    from ..models._scvi_private import setup_args
     from ._students import compose, predict_ridge, ridge_log_expression
 
     record, ridge = model.students_
-    args = model.adata_manager.registry["setup_args"]
+    args = setup_args(model)
     rna = target.mod[args["rna_key"]]
     genes = [str(g) for g in rna.var_names]
     if genes != list(record["genes"]):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._constants import DEFAULT_LATENT_KEY
 from .._logging import logger
 from .._validation import InvalidInputError, check_obsm
 
@@ -47,7 +48,7 @@ def _check_int(value, name: str, minimum: int) -> int:
 def latent_umap(
     mdata,
     *,
-    observed_key: str = "X_structured",
+    observed_key: str = DEFAULT_LATENT_KEY,
     imputed_keys: str | Sequence[str] = "X_cfmd",
     n_neighbors: int = 15,
     min_dist: float = 0.5,

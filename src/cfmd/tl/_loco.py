@@ -9,13 +9,20 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from .._constants import (
+    CHROMOSOMES,
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+    check_chromosomes,
+)
 from .._docs import DOC_COPY, DOC_RNA_DATA, DOC_UNS_KEY_ADDED, doc_params
 from .._layout import LatentLayout
 from .._logging import logger
 from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import InvalidInputError, check_choice, check_not_view, check_obsm, describe_examples
-from ..datasets import CHROMOSOMES
 from ..metrics import slice_metrics
 from ._split import split_indices
 
@@ -31,15 +38,15 @@ DECODERS = ("regional", "pointwise")
 def loco_audit(
     mdata: MuData,
     *,
-    latent_key: str = "X_structured",
-    split_key: str = "cfmd_split",
+    latent_key: str = DEFAULT_LATENT_KEY,
+    split_key: str = DEFAULT_SPLIT_KEY,
     mode: Literal["strict", "fast"] = "strict",
     decoders: Sequence[str] = DECODERS,
     chromosomes: Sequence[str] | None = None,
     negative_control: bool = True,
-    seed: int = 42,
+    seed: int = DEFAULT_SEED,
     max_epochs: int = 200,
-    rna_key: str = "rna",
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: str = "counts",
     cfmd_kwargs: Mapping | None = None,
@@ -99,11 +106,7 @@ def loco_audit(
         bad = [d for d in decoders if d not in DECODERS]
         if bad or not decoders:
             raise InvalidInputError(f"`decoders` must be some of {list(DECODERS)}; got {describe_examples(decoders)}.")
-        chromosomes = list(CHROMOSOMES if chromosomes is None else chromosomes)
-        unknown = [c for c in chromosomes if str(c).removeprefix("chr") not in CHROMOSOMES]
-        if unknown:
-            raise InvalidInputError(f"`chromosomes` has unknown chromosome(s) {describe_examples(unknown)}.")
-        chromosomes = [str(c).removeprefix("chr") for c in chromosomes]
+        chromosomes = check_chromosomes(list(CHROMOSOMES if chromosomes is None else chromosomes), "chromosomes")
         truth_all, layout = check_loco_input(mdata, latent_key=latent_key, rna_key=rna_key)
         meth_names = [s.name for s in layout.with_strategy("regional_methylation")]
         meth_layout = layout.replace_strategies(**{s.name: "zero" for s in layout if s.name not in meth_names})
@@ -171,7 +174,7 @@ def loco_audit(
         return target if copy else None
 
 
-def check_loco_input(mdata: MuData, *, latent_key: str = "X_structured", rna_key: str = "rna") -> tuple:
+def check_loco_input(mdata: MuData, *, latent_key: str = DEFAULT_LATENT_KEY, rna_key: str = DEFAULT_RNA_KEY) -> tuple:
     """What :func:`loco_audit` needs from the data, checked before any training.
 
     A latent whose layout has a ``regional_methylation`` slice, and chromosome positions of the RNA genes (also run

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._constants import DEFAULT_GENE_EMBEDDING_KEY, DEFAULT_GENEFORMER_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED
 from .._layout import LatentLayout
 from .._logging import logger
 from .._validation import InvalidInputError, describe_examples
@@ -57,12 +58,12 @@ class MethodContext:
     latent_key: str
     layout: LatentLayout
     split_key: str
-    seed: int = 42
-    rna_key: str = "rna"
+    seed: int = DEFAULT_SEED
+    rna_key: str = DEFAULT_RNA_KEY
     rna_layer: str | None = None
     rna_scale: str = "counts"
-    geneformer_key: str | None = "X_geneformer"
-    gene_embedding_key: str | None = "X_esm2"
+    geneformer_key: str | None = DEFAULT_GENEFORMER_KEY
+    gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY
     rna_only_key: str | None = None
     max_epochs: int = 200
     cfmd_kwargs: Mapping = field(default_factory=dict)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
+from .._expression import log_normalise
 from .._layout import LatentLayout
 from .._logging import logger
 from .._transaction import unchanged_on_error
@@ -54,18 +56,18 @@ _ALPHAS = tuple(np.logspace(-2, 4, 13))
 def slice_semantics(
     mdata: MuData,
     *,
-    latent_key: str = "X_structured",
+    latent_key: str = DEFAULT_LATENT_KEY,
     rna_only_key: str | None = None,
     modalities: Mapping[str, str] | None = None,
     rna_key: str | None = None,
     rna_layer: str | None = None,
-    split_key: str = "cfmd_split",
+    split_key: str = DEFAULT_SPLIT_KEY,
     n_folds: int | None = None,
     alphas: Sequence[float] = _ALPHAS,
     min_fraction: float = 0.8,
     max_rna_excess: float = 0.1,
     max_rna_only_excess: float = 0.15,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
     key_added: str = "cfmd_slice_semantics",
     copy: bool = False,
 ) -> MuData | None:
@@ -265,10 +267,7 @@ def _plan(
         rna_layer = str(recorded["rna_layer"])
     rna = check_modality(mdata, rna_key)
     X = get_matrix(rna, rna_layer, field=f"mdata[{rna_key!r}]")
-    X = X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
-    if str(recorded.get("rna_scale", "")) == "counts":
-        totals = X.sum(1, keepdims=True)
-        X = np.log1p(X / np.where(totals > 0, totals, 1.0) * 1e4)
+    X = log_normalise(X, str(recorded.get("rna_scale", "")))  # as given unless recorded as counts
     X = np.asarray(align_to_global(mdata, rna_key, X), dtype=np.float64)
     rna_rows = modality_rows(mdata, rna_key)
     if not np.isfinite(X[rna_rows >= 0]).all():

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._constants import DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY, DEFAULT_STRATIFY_KEY, SPLIT_LABELS
 from .._docs import DOC_COPY, DOC_RNA_KEY, doc_params
 from .._logging import logger
+from .._patient_split import stratified_split_labels
 from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import (
@@ -24,10 +26,6 @@ from .._validation import (
 if TYPE_CHECKING:
     from mudata import MuData
 
-#: Labels written by :func:`split_patients`.
-SPLIT_LABELS = ("train", "validation", "test", "rna_only")
-#: Default ``.obs`` column of the split.
-DEFAULT_SPLIT_KEY = "cfmd_split"
 #: Stratum of patients whose ``stratify`` value is missing (NaN): they are split as one more stratum.
 MISSING_STRATUM = "<missing>"
 
@@ -37,10 +35,10 @@ def split_patients(
     mdata: MuData,
     *,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    stratify: str | None = "cancer_type",
+    stratify: str | None = DEFAULT_STRATIFY_KEY,
     require_modalities: Sequence[str] | None = None,
-    rna_key: str = "rna",
-    seed: int = 42,
+    rna_key: str = DEFAULT_RNA_KEY,
+    seed: int = DEFAULT_SEED,
     key_added: str = DEFAULT_SPLIT_KEY,
     copy: bool = False,
 ) -> MuData | None:
@@ -135,15 +133,7 @@ def split_patients(
                 )
         else:
             strata = np.zeros(mdata.n_obs, dtype=object)
-        rng = np.random.default_rng(int(seed))
-        for stratum in sorted(set(strata[complete])):
-            idx = np.flatnonzero(complete & (strata == stratum))
-            idx = idx[rng.permutation(idx.size)]
-            n_val = int(round(fractions[1] * idx.size))
-            n_test = int(round(fractions[2] * idx.size))
-            labels[idx[:n_test]] = "test"
-            labels[idx[n_test : n_test + n_val]] = "validation"
-            labels[idx[n_test + n_val :]] = "train"
+        labels[complete] = stratified_split_labels(strata[complete], fractions, seed)
 
         target = copy_mudata(mdata) if copy else mdata
         target.obs[key_added] = pd.Categorical(labels, categories=SPLIT_LABELS)

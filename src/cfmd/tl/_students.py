@@ -32,16 +32,13 @@ _FORMAT = "cfmd-students"
 
 def ridge_log_expression(mdata, rna_key: str, rna_layer: str | None, rna_scale: str) -> np.ndarray:
     """``(n_obs, n_genes)`` log-expression of every patient, in the units CFMD's students read."""
-    import torch
-    from scipy import sparse
-
+    from .._expression import log_normalise
     from .._validation import get_matrix
-    from ..models._cfmd_module import log_normalise
     from ..models._unpaired import align_to_global
 
     X = align_to_global(mdata, rna_key, get_matrix(mdata.mod[rna_key], rna_layer))
-    X = X.toarray() if sparse.issparse(X) else np.asarray(X)
-    return log_normalise(torch.as_tensor(X, dtype=torch.float32), rna_scale).numpy().astype(np.float64)
+    # computed in float32, the precision of the students' torch input, then widened for the ridge's solver
+    return log_normalise(X, rna_scale, dtype=np.float32).astype(np.float64)
 
 
 def fit_ridge(log_expr: np.ndarray, latent: np.ndarray, layout: LatentLayout, *, slices: Sequence[str] | None = None):

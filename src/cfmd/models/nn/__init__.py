@@ -18,13 +18,14 @@ block                                      role (paper section)
 =========================================  ==========================================================
 """
 
+from ._chromosomes import chromosome_indices
 from ._fingerprint import expression_weighted_fingerprint
 from ._learned_fingerprint import LearnedTemperatureFingerprint
 from ._losses import orthogonality_loss, slice_reconstruction_losses
 from ._noise_network import ConditionalNoiseMLP, StackedNoiseTrunks
 from ._pointwise_methylation_mlp import PointwiseMethylationMLP
 from ._projector import Projector
-from ._regional_methylation_decoder import RegionalMethylationDecoder, chromosome_indices
+from ._regional_methylation_decoder import RegionalMethylationDecoder
 from ._scatter_assignment import ScatterAssignment
 from ._shared_trunk import SharedTrunkImputer
 

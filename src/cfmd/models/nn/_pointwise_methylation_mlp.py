@@ -9,15 +9,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._constants import CHROMOSOMES
 from ..._validation import InvalidInputError
-from ...datasets._reference import CHROMOSOMES
+from ._chromosomes import ChromosomeInputs
 from ._projector import check_dropout, check_features, check_positive_dim
-from ._regional_methylation_decoder import masked_chromosome_vector, parse_chromosome_names, parse_gene_chromosomes
 
 __all__ = ["PointwiseMethylationMLP"]
 
 
-class PointwiseMethylationMLP(nn.Module):
+class PointwiseMethylationMLP(ChromosomeInputs, nn.Module):
     """Point-wise baseline of the paper (Section 4.1): a 3-layer MLP, 256 hidden units, RNA -> methylation slice.
 
     It takes the same input as :class:`~cfmd.models.nn.RegionalMethylationDecoder` (TME-gene expression and
@@ -65,10 +65,6 @@ class PointwiseMethylationMLP(nn.Module):
     torch.Size([3, 48])
     """
 
-    gene_chromosomes: torch.Tensor
-    kept_genes: torch.Tensor
-    assignment: torch.Tensor
-
     def __init__(
         self,
         gene_chromosomes: Sequence[int] | np.ndarray | torch.Tensor,
@@ -81,9 +77,7 @@ class PointwiseMethylationMLP(nn.Module):
         features: Literal["genes", "chromosome_means"] = "genes",
     ) -> None:
         super().__init__()
-        self.chromosome_names = parse_chromosome_names(chromosomes)
-        self.n_chromosomes = len(self.chromosome_names)
-        all_chromosomes = parse_gene_chromosomes(gene_chromosomes, self.n_chromosomes)
+        n_kept = self._init_chromosome_inputs(gene_chromosomes, chromosomes)
         self.d_out = check_positive_dim(d_out, "d_out")
         d_hidden = check_positive_dim(d_hidden, "d_hidden")
         n_layers = check_positive_dim(n_layers, "n_layers")
@@ -93,18 +87,8 @@ class PointwiseMethylationMLP(nn.Module):
         if features not in ("genes", "chromosome_means"):
             raise InvalidInputError(f"`features` must be 'genes' or 'chromosome_means'; got {features!r}.")
         self.features = features
-        self.n_genes = int(all_chromosomes.numel())
-        kept = torch.nonzero(all_chromosomes >= 0).squeeze(1)
-        kept_chromosomes = all_chromosomes[kept]
-        counts = torch.bincount(kept_chromosomes, minlength=self.n_chromosomes)
-        assignment = torch.zeros(self.n_chromosomes, kept.numel())
-        assignment[kept_chromosomes, torch.arange(kept.numel())] = 1.0 / counts[kept_chromosomes].to(assignment.dtype)
-        self.register_buffer("gene_chromosomes", kept_chromosomes, persistent=False)
-        self.register_buffer("kept_genes", kept, persistent=False)
-        self.register_buffer("assignment", assignment, persistent=False)
-        self._select_genes = kept.numel() != self.n_genes
 
-        n_features = kept.numel() if features == "genes" else self.n_chromosomes
+        n_features = n_kept if features == "genes" else self.n_chromosomes
         layers: list[nn.Module] = []
         width = n_features
         for _ in range(n_layers - 1):
@@ -134,10 +118,8 @@ class PointwiseMethylationMLP(nn.Module):
         ``"chromosome_means"``.
         """
         check_features(expression, self.n_genes, "PointwiseMethylationMLP input `expression`")
-        masked = masked_chromosome_vector(masked_chromosomes, self.chromosome_names, torch.device("cpu"))
-        masked = masked.to(expression.device)
-        x = expression.index_select(1, self.kept_genes) if self._select_genes else expression
-        x = x.masked_fill(masked[self.gene_chromosomes], 0.0)  # (B, G)
+        masked = self.masked_chromosomes_cpu(masked_chromosomes).to(expression.device)
+        x = self.masked_gene_input(expression, masked)  # (B, G)
         if self.features == "genes":
             return x
         return x @ self.assignment.to(x.dtype).T  # (B, C); masked chromosomes: mean of zeros = 0

@@ -1,4 +1,4 @@
-"""The Regional Methylation Decoder (paper, Section 3.4) and its chromosome bookkeeping."""
+"""The Regional Methylation Decoder (paper, Section 3.4); its chromosome bookkeeping is in :mod:`._chromosomes`."""
 
 from __future__ import annotations
 
@@ -6,134 +6,18 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..._validation import InvalidInputError, describe_examples
-from ...datasets._reference import CHROMOSOMES
+from ..._constants import CHROMOSOMES
+from ..._validation import InvalidInputError
+from ._chromosomes import ChromosomeInputs, chromosome_indices
 from ._projector import check_dropout, check_features, check_positive_dim
 
-__all__ = ["RegionalMethylationDecoder", "chromosome_indices"]
+__all__ = ["RegionalMethylationDecoder", "chromosome_indices"]  # chromosome_indices: re-exported
 
 ShuffleMode = Literal["per_call", "per_epoch"]
-
-
-def chromosome_indices(labels: Sequence, *, chromosomes: Sequence[str] = CHROMOSOMES) -> np.ndarray:
-    """Map per-gene chromosome labels to indices into ``chromosomes`` (``-1`` for genes to ignore).
-
-    Parameters
-    ----------
-    labels
-        One chromosome label per gene, e.g. ``mdata['rna'].var['chromosome']``: ``"1"``, ``"chr1"``, ``1``,
-        ``"X"``, ``"chrX"``. Labels not in ``chromosomes`` (``"Y"``, ``"MT"``, missing values) map to ``-1``.
-    chromosomes
-        The chromosome names, in the order of the decoder's regions (default: autosomes 1-22 and X).
-
-    Returns
-    -------
-    ``(n_genes,)`` ``int64`` array of indices in ``[-1, len(chromosomes))``.
-
-    Examples
-    --------
-    >>> chromosome_indices(["1", "chrX", "Y", None, 22])
-    array([ 0, 22, -1, -1, 21])
-    """
-    lookup = {str(name).removeprefix("chr"): i for i, name in enumerate(chromosomes)}
-    out = np.full(len(labels), -1, dtype=np.int64)
-    for i, label in enumerate(labels):
-        if label is None or (not isinstance(label, str) and pd.isna(label)):
-            continue
-        if isinstance(label, float | np.floating) and float(label).is_integer():
-            label = int(label)
-        out[i] = lookup.get(str(label).removeprefix("chr"), -1)
-    return out
-
-
-def parse_gene_chromosomes(gene_chromosomes, n_chromosomes: int) -> torch.Tensor:
-    """Validate a per-gene chromosome index vector; return it as an ``int64`` tensor."""
-    values = gene_chromosomes.detach().cpu().numpy() if isinstance(gene_chromosomes, torch.Tensor) else gene_chromosomes
-    array = np.asarray(values)
-    if array.ndim != 1 or array.size == 0:
-        raise InvalidInputError(
-            f"`gene_chromosomes` must be a non-empty 1-d sequence of chromosome indices; got shape {array.shape}."
-        )
-    if array.dtype.kind not in "iu":
-        raise InvalidInputError(
-            "`gene_chromosomes` must hold integer chromosome indices (-1 = ignore the gene); got dtype "
-            f"{array.dtype}. Convert chromosome labels with `cfmd.models.nn.chromosome_indices`."
-        )
-    bad = array[(array < -1) | (array >= n_chromosomes)]
-    if bad.size:
-        raise InvalidInputError(
-            f"`gene_chromosomes` must lie in [-1, {n_chromosomes}); got {describe_examples(np.unique(bad).tolist())}."
-        )
-    if not (array >= 0).any():
-        raise InvalidInputError("`gene_chromosomes` assigns no gene to any chromosome (all are -1).")
-    return torch.as_tensor(array.astype(np.int64))
-
-
-def parse_chromosome_names(chromosomes: Sequence[str]) -> tuple[str, ...]:
-    """Validate chromosome names (non-empty, unique)."""
-    if isinstance(chromosomes, str):
-        raise InvalidInputError("`chromosomes` must be a sequence of names, not a single string.")
-    names = tuple(str(c) for c in chromosomes)
-    if not names:
-        raise InvalidInputError("`chromosomes` must name at least one chromosome.")
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"`chromosomes` must be unique; got {describe_examples(names)}.")
-    return names
-
-
-def masked_chromosome_vector(
-    masked_chromosomes: Sequence[int | str] | torch.Tensor | None,
-    chromosome_names: tuple[str, ...],
-    device: torch.device,
-) -> torch.Tensor:
-    """A ``(n_chromosomes,)`` boolean tensor that is ``True`` for the chromosomes to mask.
-
-    ``masked_chromosomes`` may be ``None``, a sequence of indices and/or names (``"X"``, ``"chr7"``), an
-    integer index tensor, or a boolean tensor of length ``n_chromosomes``.
-    """
-    n = len(chromosome_names)
-    mask = torch.zeros(n, dtype=torch.bool, device=device)
-    if masked_chromosomes is None:
-        return mask
-    if isinstance(masked_chromosomes, torch.Tensor):
-        if masked_chromosomes.dtype == torch.bool:
-            if masked_chromosomes.shape != (n,):
-                raise InvalidInputError(
-                    f"A boolean `masked_chromosomes` must have shape ({n},); got {tuple(masked_chromosomes.shape)}."
-                )
-            return masked_chromosomes.to(device=device, copy=True)
-        if masked_chromosomes.is_floating_point() or masked_chromosomes.is_complex():
-            raise InvalidInputError(
-                f"`masked_chromosomes` must hold integer indices; got dtype {masked_chromosomes.dtype}."
-            )
-        indices = masked_chromosomes.reshape(-1).to(device=device, dtype=torch.long)
-    else:
-        if isinstance(masked_chromosomes, str | int | np.integer):
-            masked_chromosomes = [masked_chromosomes]
-        lookup = {name.removeprefix("chr"): i for i, name in enumerate(chromosome_names)}
-        parsed = []
-        for item in masked_chromosomes:
-            if isinstance(item, str):
-                if item.removeprefix("chr") not in lookup:
-                    raise InvalidInputError(
-                        f"`masked_chromosomes`: unknown chromosome {item!r}; known: {describe_examples(chromosome_names)}."
-                    )
-                parsed.append(lookup[item.removeprefix("chr")])
-            elif isinstance(item, int | np.integer) and not isinstance(item, bool):
-                parsed.append(int(item))
-            else:
-                raise InvalidInputError(f"`masked_chromosomes` entries must be indices or names; got {item!r}.")
-        indices = torch.as_tensor(parsed, dtype=torch.long, device=device)
-    if indices.numel() and (bool((indices < 0).any()) or bool((indices >= n).any())):
-        raise InvalidInputError(
-            f"`masked_chromosomes` indices must lie in [0, {n}); got {describe_examples(indices.tolist())}."
-        )
-    return mask.index_fill(0, indices, True)
 
 
 class _CrossAttentionLayer(nn.Module):
@@ -170,7 +54,7 @@ class _CrossAttentionLayer(nn.Module):
         return self.feed_forward_norm(x + self.feed_forward_dropout(self.feed_forward(x)))
 
 
-class RegionalMethylationDecoder(nn.Module):
+class RegionalMethylationDecoder(ChromosomeInputs, nn.Module):
     r"""Cross-attention decoder from regional (per-chromosome) RNA embeddings to the methylation slice.
 
     1. Per gene :math:`g` on chromosome :math:`c`: :math:`\mathrm{MLP}([e^{(gene)}_g; x_g])`, a learnable gene
@@ -269,11 +153,6 @@ class RegionalMethylationDecoder(nn.Module):
     torch.Size([3, 48])
     """
 
-    assignment: torch.Tensor
-    gene_chromosomes: torch.Tensor
-    kept_genes: torch.Tensor
-    empty_chromosomes: torch.Tensor
-
     def __init__(
         self,
         gene_chromosomes: Sequence[int] | np.ndarray | torch.Tensor,
@@ -294,9 +173,8 @@ class RegionalMethylationDecoder(nn.Module):
         positional_embeddings: bool = True,
     ) -> None:
         super().__init__()
-        self.chromosome_names = parse_chromosome_names(chromosomes)
-        n_chromosomes = len(self.chromosome_names)
-        all_chromosomes = parse_gene_chromosomes(gene_chromosomes, n_chromosomes)
+        n_kept = self._init_chromosome_inputs(gene_chromosomes, chromosomes)
+        n_chromosomes = self.n_chromosomes
         self.d_out = check_positive_dim(d_out, "d_out")
         self.d_gene = check_positive_dim(d_gene, "d_gene")
         self.d_model = check_positive_dim(d_model, "d_model")
@@ -325,21 +203,7 @@ class RegionalMethylationDecoder(nn.Module):
                 "`shuffle_positions` shuffles the chromosome positional embeddings; it needs `positional_embeddings=True`."
             )
 
-        self.n_genes = int(all_chromosomes.numel())
-        self.n_chromosomes = n_chromosomes
-        kept = torch.nonzero(all_chromosomes >= 0).squeeze(1)
-        kept_chromosomes = all_chromosomes[kept]
-        counts = torch.bincount(kept_chromosomes, minlength=n_chromosomes)
-        assignment = torch.zeros(n_chromosomes, kept.numel())
-        assignment[kept_chromosomes, torch.arange(kept.numel())] = 1.0 / counts[kept_chromosomes].to(assignment.dtype)
-        self.register_buffer("gene_chromosomes", kept_chromosomes, persistent=False)
-        self.register_buffer("kept_genes", kept, persistent=False)
-        self.register_buffer("empty_chromosomes", counts == 0, persistent=False)
-        self._empty_chromosomes_cpu = (counts == 0).clone()  # host copy: mask checks without device syncs
-        self.register_buffer("assignment", assignment, persistent=False)
-        self._select_genes = kept.numel() != self.n_genes
-
-        self.gene_embedding = nn.Embedding(kept.numel(), self.d_gene)
+        self.gene_embedding = nn.Embedding(n_kept, self.d_gene)
         self.gene_mlp_in = nn.Linear(self.d_gene + 1, self.d_gene_hidden)
         self.gene_mlp_out = nn.Linear(self.d_gene_hidden, self.d_model)
         self.chromosome_positions = nn.Parameter(torch.empty(n_chromosomes, self.d_model))
@@ -355,7 +219,7 @@ class RegionalMethylationDecoder(nn.Module):
         self.norm_first = bool(norm_first)
         self.positional_embeddings = bool(positional_embeddings)
         self.gene_expression_weights = (
-            nn.Parameter(torch.zeros(kept.numel(), self.d_gene_hidden)) if self.gene_weights else None
+            nn.Parameter(torch.zeros(n_kept, self.d_gene_hidden)) if self.gene_weights else None
         )
         self.final_norm = nn.LayerNorm(self.d_model) if self.norm_first else None
         if not self.positional_embeddings:
@@ -396,7 +260,7 @@ class RegionalMethylationDecoder(nn.Module):
 
         Checked on the host, so a CUDA forward pass does not synchronise.
         """
-        masked = masked_chromosome_vector(masked_chromosomes, self.chromosome_names, torch.device("cpu"))
+        masked = self.masked_chromosomes_cpu(masked_chromosomes)
         excluded = masked | self._empty_chromosomes_cpu
         n_kept = int((~excluded).sum())
         if n_kept == 0:
@@ -406,8 +270,7 @@ class RegionalMethylationDecoder(nn.Module):
         return masked.to(device), excluded.to(device), n_kept
 
     def _regions(self, expression: torch.Tensor, masked: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
-        x = expression.index_select(1, self.kept_genes) if self._select_genes else expression  # (B, G)
-        x = x.masked_fill(masked[self.gene_chromosomes], 0.0)
+        x = self.masked_gene_input(expression, masked)  # (B, G)
         # Per-gene MLP on [e_g; x_g]; its first layer split into a gene part and an expression part, its
         # (linear) second layer moved after the per-chromosome mean.
         weight, bias = self.gene_mlp_in.weight, self.gene_mlp_in.bias  # (H, d_gene + 1), (H,)
