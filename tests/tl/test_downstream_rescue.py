@@ -10,11 +10,10 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
+from _helpers import QUIET, assert_mudata_unchanged, snapshot
 
 import cfmd
 from cfmd.tl._downstream_rescue import _classification_counts, _scores_from_counts
-
-from ._helpers import QUIET, assert_mudata_unchanged, snapshot
 
 matplotlib.use("Agg")
 
