@@ -69,7 +69,18 @@ def latent_cohort(latent_cohort_session):
 #: Fixtures that take seconds to tens of seconds on 2 CPU cores (they train a model, or compile UMAP's numba kernels):
 #: every test that uses one is marked ``slow`` (``make test-fast`` skips them; ``make test`` runs everything).
 SLOW_FIXTURES = frozenset(
-    {"latent_cohort_session", "fitted", "trained", "owned", "umap_mdata", "scanpy_umap_cohort", "oracle", "two_models"}
+    {
+        "latent_cohort_session",
+        "fitted",
+        "trained",
+        "owned",
+        "umap_mdata",
+        "scanpy_umap_cohort",
+        "oracle",
+        "two_models",
+        "cohort_file",  # tests/cli/test_cli.py: a StructuredVAE fitted and written as .h5mu, read by every test
+        "saved",  # tests/models/test_deploy.py: a trained, saved CFMD
+    }
 )
 #: Docstring examples that train a model (their doctests run in ``make test`` only).
 SLOW_DOCTESTS = frozenset(

@@ -17,6 +17,9 @@ from cfmd.tl._methods import MethodContext, get_method
 TRAIN_KWARGS = {"enable_progress_bar": False}
 TEACHERS = {"geneformer_key": "transcriptomic_context", "gene_embedding_key": "structural_features"}
 
+#: Every check trains a model twice (about a second each): run by `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def _cohort():
     mdata = cfmd.datasets.synthetic_cohort(n_patients=120, n_genes=300, seed=0)

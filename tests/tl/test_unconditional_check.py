@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 
-import dcor
 import matplotlib
 import numpy as np
-import prdc
 import pytest
 from _helpers import assert_mudata_unchanged, snapshot
 from test_latent_diffusion import TINY, truth_cohort
@@ -38,7 +36,11 @@ def two_models():
     return mdata, ld, cd
 
 
+@pytest.mark.slow  # dcor compiles its numba kernels on import (~10 s)
 def test_energy_distance_is_dcor_and_prdc_is_prdc():
+    import dcor
+    import prdc
+
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(60, 4)), rng.normal(0.3, 1.2, size=(45, 4))
     found = cfmd.tl.unconditional_metrics(real, fake, nearest_k=5)
@@ -53,10 +55,17 @@ def test_energy_distance_is_dcor_and_prdc_is_prdc():
     assert same["energy_distance"] == pytest.approx(0.0, abs=1e-12) and same["coverage"] == 1.0
     far = cfmd.tl.unconditional_metrics(real, real + 100.0, nearest_k=5)
     assert far["f1"] == 0.0 and far["coverage"] == 0.0
+
+
+def test_unconditional_metrics_bad_input_named_before_work():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(size=(45, 4))
     with pytest.raises(InvalidInputError, match="more than `nearest_k`"):
         cfmd.tl.unconditional_metrics(real[:5], fake, nearest_k=5)
     with pytest.raises(InvalidInputError, match="same width"):
         cfmd.tl.unconditional_metrics(real, fake[:, :3])
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        cfmd.tl.unconditional_metrics(real, np.full_like(fake, np.nan))
 
 
 def test_unconditional_samples_ignore_every_patient_input(two_models):

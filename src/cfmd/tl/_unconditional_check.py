@@ -57,9 +57,6 @@ def unconditional_metrics(reference: np.ndarray, generated: np.ndarray, *, neare
     :func:`prdc.compute_prdc`; ``f1``: the harmonic mean of precision and recall (0 when both are 0; the seed's
     "F1 score").
     """
-    import dcor
-    import prdc
-
     reference = np.ascontiguousarray(reference, dtype=np.float64)
     generated = np.ascontiguousarray(generated, dtype=np.float64)
     k = check_positive_int(nearest_k, "nearest_k")
@@ -74,6 +71,9 @@ def unconditional_metrics(reference: np.ndarray, generated: np.ndarray, *, neare
         raise InvalidInputError(
             f"`reference` and `generated` must have the same width; got {reference.shape[1]} and {generated.shape[1]}."
         )
+    import dcor  # after the checks: dcor compiles its numba kernels on import (~10 s)
+    import prdc
+
     with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the sample counts
         found = prdc.compute_prdc(real_features=reference, fake_features=generated, nearest_k=k)
     precision, recall = float(found["precision"]), float(found["recall"])
