@@ -10,10 +10,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import LossOutput, auto_move_data
 from torch import nn
 
-from .._expression import (
-    fingerprint_log_expression,
-    log_normalise,  # noqa: F401  (re-export: _latent_diffusion imports it from here)
-)
+from .._expression import fingerprint_log_expression
 from .._layout import LatentLayout
 from .._validation import InvalidInputError
 from ._latent_imputer import GENEFORMER_KEY, LATENT_KEY

@@ -18,17 +18,16 @@ import numpy as np
 import torch
 from mudata import MuData
 from scvi import REGISTRY_KEYS
-from scvi.data._constants import _SETUP_ARGS_KEY
 from scvi.model.base import BaseModelClass
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
+from .._expression import log_normalise
 from .._fingerprint import expression_weighted_fingerprint
 from .._layout import LatentLayout
 from .._logging import logger
 from .._utils import import_diffusers
 from .._validation import InvalidInputError, check_positive_int, describe_examples
-from ._cfmd_module import log_normalise
 from ._io import SafeIOMixin
 from ._latent_imputer import (
     GENEFORMER_KEY,
@@ -39,6 +38,7 @@ from ._latent_imputer import (
     resolve_layout,
     validate_imputer_setup,
 )
+from ._scvi_private import setup_args
 from .nn import ConditionalNoiseMLP, StackedNoiseTrunks
 
 __all__ = ["RESERVED_CONDITIONS", "LatentDiffusion", "LatentDiffusionModule", "resolve_target"]
@@ -580,7 +580,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         seed: int = 42,
     ) -> None:
         super().__init__(mdata)
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         latent_key = args["latent_key"]
         layout_obj = resolve_layout(mdata, latent_key, layout)
         target_slices = resolve_target(mdata, latent_key, layout_obj, target)
@@ -793,7 +793,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         target_index = torch.as_tensor(module.target_index)
         target = latent[:, target_index]
         raw = {"x": x, "target": target, "observed": torch.isfinite(target).all(1), "conditions": {}, "masks": {}}
-        args = self.adata_manager.registry[_SETUP_ARGS_KEY]
+        args = setup_args(self)
         for c in module.conditions:
             name, kind = c["name"], c["kind"]
             if kind == "rna":

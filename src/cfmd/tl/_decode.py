@@ -74,9 +74,9 @@ def _decode(mdata, latent_key, vae, modality, key_added, patients, prefix):
     import anndata as ad
     import pandas as pd
     import torch
-    from scvi.data._constants import _SETUP_ARGS_KEY
 
     from ..models import StructuredVAE
+    from ..models._scvi_private import SETUP_ARGS_KEY
     from ..models._structured_vae import _modality_key
 
     check_choice(patients, "patients", ("missing", "all"))
@@ -118,7 +118,7 @@ def _decode(mdata, latent_key, vae, modality, key_added, patients, prefix):
         )
     cancer_type = None
     if module.n_cancer_types:
-        key = registry[_SETUP_ARGS_KEY]["cancer_type_key"]
+        key = registry[SETUP_ARGS_KEY]["cancer_type_key"]
         mapping = list(registry["field_registries"]["cancer_type"]["state_registry"]["categorical_mapping"])
         if key not in mdata.obs:
             raise InvalidInputError(f"mdata.obs has no column {key!r}, which the VAE's decoders condition on.")

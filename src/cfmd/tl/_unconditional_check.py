@@ -120,9 +120,9 @@ def _resolve_models(mdata, models) -> dict:
 
 def _reference(mdata, model):
     """Training and held-out latents (target dimensions) of ``model``'s patients in ``mdata``."""
-    from scvi.data._constants import _SETUP_ARGS_KEY
+    from ..models._scvi_private import setup_args
 
-    latent_key = model.adata_manager.registry[_SETUP_ARGS_KEY]["latent_key"]
+    latent_key = setup_args(model)["latent_key"]
     if latent_key not in mdata.obsm:
         raise InvalidInputError(f"mdata.obsm has no latent {latent_key!r}, the latent the model was trained on.")
     latent = np.asarray(mdata.obsm[latent_key], dtype=float)[:, model.module.target_index]
