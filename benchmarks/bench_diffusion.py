@@ -23,7 +23,7 @@ steps (medians of ``--repeats``; rows interleaved so load changes hit all alike)
   one ``torch.bmm`` per layer and step on stacked, BatchNorm-folded weights with the bias (and the step's time
   embedding, precomputed for all steps) in an augmented row, into preallocated buffers
   (:class:`~cfmd.models.nn.StackedNoiseTrunks`), vectorised pairwise distances, and the scheduler's step as
-  precomputed coefficients applied in place (:class:`~cfmd.models._latent_diffusion.FusedDDPMStep`); timed
+  precomputed coefficients applied in place (:class:`~cfmd.models._ddpm.FusedDDPMStep`); timed
   with rejection off (threshold 2, so both rows draw the same number of trajectories) and with it on (default
   threshold 0.5: redraws included; the rejection rate is printed);
 - **LatentDiffusion (multi-condition)**: one network, condition embeddings once;

@@ -303,7 +303,7 @@ def test_gene_constant_in_training_is_centred_not_amplified():
 def test_clipped_step_is_the_schedulers_clip_sample(variance_type):
     """With bounds, the fused step is diffusers' own step with ``clip_sample`` (here a scalar range, as diffusers has)."""
     from cfmd._utils import import_diffusers
-    from cfmd.models._latent_diffusion import FusedDDPMStep
+    from cfmd.models._ddpm import FusedDDPMStep
 
     config = {"num_train_timesteps": 20, "beta_start": 0.005, "beta_end": 0.4, "variance_type": variance_type}
     scheduler = import_diffusers().DDPMScheduler(**config, clip_sample=False)

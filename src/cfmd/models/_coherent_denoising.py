@@ -18,7 +18,8 @@ from mudata import MuData
 
 from .._logging import logger
 from .._validation import InvalidInputError, check_probability
-from ._latent_diffusion import LatentDiffusion, fit_noise_network, reverse_diffusion
+from ._ddpm import fit_noise_network, reverse_diffusion
+from ._latent_diffusion import LatentDiffusion
 from .nn import StackedNoiseTrunks
 
 __all__ = ["CoherentDenoising", "coherent_reverse_diffusion", "pairwise_cosine_distance"]
@@ -86,7 +87,7 @@ def coherent_reverse_diffusion(
     num_inference_steps
         Reverse steps.
     x0_bounds
-        Per-dimension bounds of each step's ``x_0`` estimate (see :class:`~cfmd.models._latent_diffusion.FusedDDPMStep`);
+        Per-dimension bounds of each step's ``x_0`` estimate (see :class:`~cfmd.models._ddpm.FusedDDPMStep`);
         None: no clipping.
 
     Returns
