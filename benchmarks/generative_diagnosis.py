@@ -61,13 +61,15 @@ def run(args) -> None:
         rng = np.random.default_rng(args.seed)
         control = latent.copy()
         control[:, :4] = latent[:, 4:8] + 0.3 * rng.standard_normal((latent.shape[0], 4))
-        runs = [(c, latent) for c in args.conditions] + [("copy of 4 target dims", control)]
+        runs = [(c, latent) for c in args.conditions] + (
+            [] if args.no_control else [("copy of 4 target dims", control)]
+        )
         for condition, values in runs:
             mdata.obsm["X_structured"] = values.astype(np.float32)
             name = "pathway" if condition.startswith("copy") else condition
             LatentDiffusion.setup_mudata(mdata, rna_scale=scale, rna_layer=layer)
             model = LatentDiffusion(mdata, target="meth", conditions=[name], split_key="cfmd_split", seed=args.seed,
-                                    **WIDTHS)  # fmt: skip
+                                    rna_components=args.rna_components, **WIDTHS)  # fmt: skip
             split = model.split_indices()
             train_rows, test_rows = split["train"], split["test"]
             start = time.perf_counter()
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, nargs="+", default=[600, 1500])
     parser.add_argument("--conditions", nargs="+", default=["rna", "cancer_type"])
     parser.add_argument("--genes", type=int, default=300)
+    parser.add_argument("--rna-components", type=int, default=None, help="width of the 'rna' condition (None: genes)")
+    parser.add_argument("--no-control", action="store_true", help="skip the copy control")
     parser.add_argument("--generations", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))

@@ -73,30 +73,22 @@ def synthetic(args):
 
 
 def real(args):
-    folder = Path(args.shared) / "cohorts" / args.cohort
-    files = {"rna": "rna_rsem_norm", "meth": "methylation_gene_beta", "cnv": "cnv_log2ratio_gene"}
-    scales = {"rna": "normalized", "meth": "beta", "cnv": "log2_ratio"}
-    present = {k: folder / f"{v}.tsv.gz" for k, v in files.items() if (folder / f"{v}.tsv.gz").is_file()}
-    mdata = cfmd.datasets.read_xena(present, survival=None, scales={k: scales[k] for k in present})
+    """A real cohort read as ``benchmarks/real_cohorts.py`` does; the latent fitted on the training patients."""
+    from real_cohorts import load
+
+    mdata, rna_args = load(args.cohort, Path(args.shared) / "cohorts")
     cfmd.tl.split_patients(mdata, seed=args.seed, stratify=None)  # one cancer type
     modalities = {m: m for m in ("meth", "cnv") if m in mdata.mod}
-    rna = mdata["rna"]
-    values = rna.X.toarray() if hasattr(rna.X, "toarray") else np.asarray(rna.X)
-    rna.layers["log2"] = np.log2(np.nan_to_num(values) + 1.0).astype(np.float32)  # RSEM-normalised -> log2(x + 1)
     cfmd.tl.fit_latent(
-        mdata,
-        max_epochs=args.vae_epochs,
-        rna_scale="log2",
-        rna_layer="log2",
-        modalities=modalities,
-        # LIHC's 353 alphabetical genes miss some Hallmark sets: an unstructured RNA slice instead of pathways
+        mdata, max_epochs=args.vae_epochs, modalities=modalities, seed=args.seed,
+        # the real cohorts' gene sets (LIHC's 353 alphabetical genes, BRCA's unnamed array genes) miss most Hallmark
+        # sets: an unstructured RNA slice instead of pathways
         layout=cfmd.LatentLayout.from_sizes({"rna_state": (16, "rna"), "meth": (16, "zero"), "cnv": (16, "zero")}),
         model_kwargs={"pathway_slice": None, "prolif_slice": None, "residual_slice": None},
-        seed=args.seed,
-        train_kwargs={"enable_progress_bar": False},
-    )
+        train_kwargs={"enable_progress_bar": False}, **rna_args,
+    )  # fmt: skip
     layout = cfmd.LatentLayout.from_mudata(mdata, "X_structured")
-    return mdata, [s for s in modalities if s in layout], ("log2", "log2")
+    return mdata, [s for s in modalities if s in layout], (rna_args["rna_scale"], rna_args["rna_layer"])
 
 
 def ridge_reference(model, mdata, subset, train_rows, test_rows, latent) -> float:
@@ -134,7 +126,8 @@ def run(args) -> None:
     for target in targets:
         others = [s.name for s in layout if s.name != target]
         conditions = ["rna"] + (["cancer_type"] if has_type else []) + others
-        common = {"target": target, "conditions": conditions, "split_key": "cfmd_split", "seed": args.seed}
+        common = {"target": target, "conditions": conditions, "split_key": "cfmd_split", "seed": args.seed,
+                  "rna_components": args.rna_components}  # fmt: skip
         LatentDiffusion.setup_mudata(mdata, rna_scale=scale, rna_layer=layer)
         multi = LatentDiffusion(mdata, **common, **widths)
         multi.train(**train)
@@ -208,6 +201,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="minibatch size (the seed's grid: 64, 128)")
     parser.add_argument("--vae-epochs", type=int, default=50)
     parser.add_argument("--generations", type=int, default=10)
+    parser.add_argument("--rna-components", type=int, default=None, help="width of the 'rna' condition (None: genes)")
     parser.add_argument("--targets", nargs="+", default=None, help="target slices (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))

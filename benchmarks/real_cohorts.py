@@ -50,10 +50,13 @@ METHODS = ["zero_mask", "cfmd", "pointwise_meth_mlp", "ridge", "pesd", "matched_
 NO_TEACHERS = {"use_geneformer": False, "use_esm": False, "ablation_fill": "rna"}
 
 
-def load(name: str):
+def load(name: str, root: Path = COHORTS):
+    """Read cohort ``name`` (RNA, methylation, CNV, survival; patients with RNA and survival) and its RNA arguments."""
     import cfmd
 
-    spec, folder = SPECS[name], COHORTS / name
+    if name not in SPECS:
+        raise SystemExit(f"unknown cohort {name!r}: expected one of {sorted(SPECS)}")
+    spec, folder = SPECS[name], Path(root) / name
     mdata = cfmd.datasets.read_xena(
         {mod: folder / f"{stem}.tsv.gz" for mod, (stem, _) in spec["files"].items()},
         scales={mod: scale for mod, (_, scale) in spec["files"].items()},

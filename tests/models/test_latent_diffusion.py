@@ -343,3 +343,52 @@ def test_generations_stay_in_the_training_range_unless_unclipped(trained):
     finally:
         model.module.clip_denoised = True
     assert not np.allclose(unclipped, generated.numpy())
+
+
+def test_rna_components_are_fitted_on_the_training_patients_only(tmp_path):
+    from sklearn.decomposition import PCA
+
+    from cfmd._expression import log_normalise
+
+    mdata = truth_cohort(120)
+    LatentDiffusion.setup_mudata(mdata)
+    model = LatentDiffusion(mdata, target="meth", conditions=["rna"], rna_components=5, seed=1, **TINY)
+    assert model.module.conditions[0]["dim"] == 5 and model.module.rna_pca_components.shape == (5, 250)
+    model.train(max_epochs=2, validate_every=1)
+    module, train_rows = model.module, model.split_indices()["train"]
+    standardised = (log_normalise(model._prepared(mdata, train_rows)["x"], "counts") - module.gene_mean) / module.gene_std
+    pca = PCA(n_components=5, svd_solver="full").fit(standardised.double().numpy())
+    np.testing.assert_allclose(module.rna_pca_components.numpy(), pca.components_, rtol=1e-4, atol=1e-5)
+
+    # perturbing the test patients' RNA leaves every fitted statistic unchanged
+    perturbed = mdata.copy()
+    rna = perturbed["rna"]
+    test = rna.obs_names.isin(model.split_["test"])
+    assert test.any()
+    counts = rna.X.toarray() if hasattr(rna.X, "toarray") else np.array(rna.X)
+    counts[test] = counts[test][:, ::-1] * 3
+    rna.X = counts
+    LatentDiffusion.setup_mudata(perturbed)
+    again = LatentDiffusion(perturbed, target="meth", conditions=["rna"], rna_components=5, seed=1, **TINY)
+    again.train(max_epochs=2, validate_every=1)
+    for key in ("gene_mean", "gene_std", "rna_pca_mean", "rna_pca_components"):
+        torch.testing.assert_close(again.module.state_dict()[key], module.state_dict()[key], rtol=0, atol=0)
+
+    model.save(tmp_path / "m")
+    loaded = LatentDiffusion.load(tmp_path / "m", adata=truth_cohort(120))
+    assert loaded.module.rna_components == 5
+    np.testing.assert_array_equal(loaded.generate(n_samples=2, seed=3), model.generate(n_samples=2, seed=3))
+
+
+def test_rna_components_checked_before_work():
+    mdata = truth_cohort(60)
+    LatentDiffusion.setup_mudata(mdata)
+    for bad in (0, 2.5, "32"):
+        with pytest.raises(InvalidInputError, match="rna_components"):
+            LatentDiffusion(mdata, target="meth", conditions=["rna"], rna_components=bad, **TINY)
+    model = LatentDiffusion(mdata, target="meth", conditions=["rna"], rna_components=200, **TINY)
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    with pytest.raises(InvalidInputError, match="`rna_components=200` needs more than 200 training patients"):
+        model.train(**TRAIN)
+    for key, value in model.module.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)

@@ -44,6 +44,7 @@ __all__ = ["RESERVED_CONDITIONS", "LatentDiffusion", "LatentDiffusionModule", "r
 
 #: Condition names that are not latent slices.
 RESERVED_CONDITIONS = ("rna", "geneformer", "esm", "cancer_type")
+RNA_COMPONENTS = None  # default width of the "rna" condition (None: every gene)
 
 
 def resolve_target(mdata, latent_key: str, layout: LatentLayout, target: str | Sequence[str]) -> list[str]:
@@ -107,6 +108,9 @@ class LatentDiffusionModule(BaseModuleClass):
         ``"slice"``.
     n_genes, rna_scale
         The RNA input.
+    rna_components
+        The ``"rna"`` condition's width: ``None``, every gene (standardised log-expression); ``k``, the first ``k``
+        principal components of it (scikit-learn's PCA fitted on the training patients, stored with the model).
     esm_genes, esm_embeddings, fingerprint_tau
         The ``"esm"`` condition: positions (in the RNA's genes) of the genes with an ESM-2 embedding, their
         ``(n, d_e)`` embeddings and the fingerprint's temperature (stored with the model, so a saved model needs
@@ -139,6 +143,7 @@ class LatentDiffusionModule(BaseModuleClass):
         conditions: Sequence[Mapping],
         n_genes: int,
         rna_scale: str,
+        rna_components: int | None = None,
         cancer_categories: Sequence[str] = (),
         esm_genes: Sequence[int] | np.ndarray = (),
         esm_embeddings: np.ndarray | None = None,
@@ -167,6 +172,10 @@ class LatentDiffusionModule(BaseModuleClass):
         n_target = int(self.target_index.size)
         self.register_buffer("gene_mean", torch.zeros(n_genes))
         self.register_buffer("gene_std", torch.ones(n_genes))
+        self.rna_components = None if rna_components is None else int(rna_components)
+        n_components = self.rna_components or 0
+        self.register_buffer("rna_pca_mean", torch.zeros(n_genes if n_components else 0))
+        self.register_buffer("rna_pca_components", torch.zeros(n_components, n_genes))
         self.register_buffer("esm_genes", torch.as_tensor(np.asarray(esm_genes, dtype=np.int64)).reshape(-1))
         table = np.zeros((0, 0), np.float32) if esm_embeddings is None else np.asarray(esm_embeddings, np.float32)
         self.register_buffer("esm_embeddings", torch.as_tensor(table))
@@ -216,6 +225,8 @@ class LatentDiffusionModule(BaseModuleClass):
         log_expr = log_normalise(raw["x"], self.rna_scale)
         self.gene_mean.copy_(log_expr.mean(0))
         self.gene_std.copy_(_spread(log_expr, 1e-3))
+        if self.rna_components:
+            self._fit_rna_pca((log_expr - self.gene_mean) / self.gene_std)
         target = raw["target"]
         self.target_stats.mean.copy_(target.mean(0))
         self.target_stats.std.copy_(target.std(0).clamp_min(1e-6))
@@ -228,7 +239,7 @@ class LatentDiffusionModule(BaseModuleClass):
                 continue  # one-hot: used as is
             values = raw["conditions"][c["name"]][raw["masks"][c["name"]] > 0]
             if c["kind"] == "rna":
-                values = (log_normalise(values, self.rna_scale) - self.gene_mean) / self.gene_std
+                values = self.rna_condition(values)
             stats.mean.copy_(values.mean(0))
             stats.std.copy_(_spread(values, 1e-6) if len(values) > 1 else torch.ones_like(stats.std))
 
@@ -240,12 +251,33 @@ class LatentDiffusionModule(BaseModuleClass):
         for i, c in enumerate(self.conditions):
             value = raw["conditions"][c["name"]]
             if c["kind"] == "rna":
-                value = (log_normalise(value, self.rna_scale) - self.gene_mean) / self.gene_std
+                value = self.rna_condition(value)
             if c["kind"] != "cancer_type":
                 stats = self.condition_stats[f"c{i}"]
                 value = (value - stats.mean) / stats.std
             out["conditions"][c["name"]] = torch.where(raw["masks"][c["name"]].reshape(-1, 1) > 0, value, 0.0)
         return out
+
+    def _fit_rna_pca(self, standardised: torch.Tensor) -> None:
+        """Fit the ``"rna"`` condition's principal components on the training patients' standardised expression."""
+        from sklearn.decomposition import PCA
+
+        k = self.rna_components
+        if standardised.shape[0] <= k:
+            raise InvalidInputError(
+                f"`rna_components={k}` needs more than {k} training patients; the training split has "
+                f"{standardised.shape[0]}. Lower `rna_components` or pass `rna_components=None` (every gene)."
+            )
+        pca = PCA(n_components=k, svd_solver="full").fit(standardised.double().numpy())
+        self.rna_pca_mean.copy_(torch.as_tensor(pca.mean_))
+        self.rna_pca_components.copy_(torch.as_tensor(pca.components_))
+
+    def rna_condition(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw RNA ``(n, n_genes)`` -> the ``"rna"`` condition before its standardisation (genes or components)."""
+        standardised = (log_normalise(x, self.rna_scale) - self.gene_mean) / self.gene_std
+        if not self.rna_components:
+            return standardised
+        return (standardised - self.rna_pca_mean) @ self.rna_pca_components.T
 
     def esm_fingerprint(self, x: torch.Tensor) -> torch.Tensor:
         r"""Raw RNA ``(n, n_genes)`` -> the expression-weighted structural fingerprint ``(n, d_e)``.
@@ -317,6 +349,11 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         the Geneformer embedding, the ESM-2 fingerprint and cancer type when registered.
     layout
         The latent's layout (default: stored next to the latent).
+    rna_components
+        Width of the ``"rna"`` condition: the first ``rna_components`` principal components of the standardised
+        log-expression (PCA fitted on the training patients and stored with the model), or ``None`` for every gene.
+        The seed conditions on low-dimensional (32-d) embeddings; a condition of hundreds of raw genes is learned
+        poorly through the noise-prediction loss from a few hundred patients (``benchmarks/generative_diagnosis.py``).
     n_hidden, n_layers, time_embedding_dim, condition_embedding_dim
         Noise-network widths (the seed's grid: hidden 256-1024, 4-7 layers, time 64/128, condition 8-32).
     num_train_timesteps, beta_schedule, beta_start, beta_end, variance_type
@@ -342,6 +379,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         target: str | Sequence[str] = "meth",
         conditions: Sequence[str] | None = None,
         layout: LatentLayout | Mapping | None = None,
+        rna_components: int | None = RNA_COMPONENTS,
         n_hidden: int = 256,
         n_layers: int = 3,
         time_embedding_dim: int = 64,
@@ -366,6 +404,8 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
                             ("condition_embedding_dim", condition_embedding_dim),
                             ("num_train_timesteps", num_train_timesteps)):  # fmt: skip
             check_positive_int(value, name)
+        if rna_components is not None:
+            check_positive_int(rna_components, "rna_components")
         if conditions is None:
             conditions = ["rna"] + (["geneformer"] if args.get("geneformer_key") else [])
             conditions += ["esm"] if args.get("gene_embedding_key") else []
@@ -379,7 +419,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             or not (np.isfinite(fingerprint_tau) and fingerprint_tau > 0)
         ):
             raise InvalidInputError(f"`fingerprint_tau` must be a positive number; got {fingerprint_tau!r}.")
-        specs = self._condition_specs(mdata, layout_obj, target_slices, conditions, args)
+        specs = self._condition_specs(mdata, layout_obj, target_slices, conditions, args, rna_components)
         if self._ensemble and len(specs) < 1:
             raise InvalidInputError("`conditions` must name at least one condition for a Coherent Denoising ensemble.")
         categories = []
@@ -391,6 +431,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
             "conditions": [{k: c[k] for k in ("name", "kind", "dim")} for c in specs],
             "n_genes": mdata.mod[args["rna_key"]].n_vars,
             "rna_scale": args["rna_scale"],
+            "rna_components": next((c["dim"] for c in specs if c["kind"] == "rna"), None) if rna_components else None,
             "cancer_categories": categories,
             **self._esm_table(mdata, specs, args),
             "fingerprint_tau": float(fingerprint_tau),
@@ -494,7 +535,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         )
 
     @staticmethod
-    def _condition_specs(mdata, layout, target_slices, conditions, args) -> list[dict]:
+    def _condition_specs(mdata, layout, target_slices, conditions, args, rna_components=None) -> list[dict]:
         if isinstance(conditions, str) or not isinstance(conditions, Sequence):
             raise InvalidInputError(f"`conditions` must be a list of condition names; got {conditions!r}.")
         conditions = list(conditions)
@@ -503,7 +544,9 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         specs = []
         for name in conditions:
             if name == "rna":
-                specs.append({"name": name, "kind": "rna", "dim": mdata.mod[args["rna_key"]].n_vars})
+                n_genes = mdata.mod[args["rna_key"]].n_vars
+                dim = n_genes if rna_components is None else min(int(rna_components), n_genes)
+                specs.append({"name": name, "kind": "rna", "dim": dim})
             elif name == "geneformer":
                 if not args.get("geneformer_key"):
                     raise InvalidInputError(
@@ -649,6 +692,12 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         if batch_size < 2:
             raise InvalidInputError("`batch_size` must be at least 2 (the noise network uses BatchNorm).")
         indices = self.split_indices()
+        k = self.module.rna_components
+        if k and len(indices["train"]) <= k:
+            raise InvalidInputError(
+                f"`rna_components={k}` needs more than {k} training patients; the training split has "
+                f"{len(indices['train'])}. Lower `rna_components` or pass `rna_components=None` (every gene)."
+            )
         train_raw = self._prepared(self.adata, indices["train"])
         self.module.fit_normalisation(train_raw)
         train = self.module.standardise(train_raw)
