@@ -20,6 +20,7 @@ from scvi.model.base import BaseModelClass
 from scvi.module.base import BaseModuleClass, LossOutput
 from torch import nn
 
+from .._constants import DEFAULT_SEED
 from .._expression import log_normalise
 from .._fingerprint import expression_weighted_fingerprint
 from .._layout import LatentLayout
@@ -393,7 +394,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
         fingerprint_tau: float = 1.0,
         split_key: str | None = "cfmd_split",
         split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
     ) -> None:
         super().__init__(mdata)
         args = setup_args(self)

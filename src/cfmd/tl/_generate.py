@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from .._constants import DEFAULT_LATENT_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
 from .._layout import layout_uns_key
 from .._logging import logger
 from .._validation import InvalidInputError, check_choice, check_positive_int
@@ -39,19 +40,19 @@ def generate(
     model="diffusion",
     target: str | Sequence[str] = "meth",
     conditions: Sequence[str] | None = None,
-    latent_key: str = "X_structured",
+    latent_key: str = DEFAULT_LATENT_KEY,
     key_added: str = "X_diffusion",
     fill: Literal["missing", "all"] = "missing",
     n_samples: int = 10,
     return_samples: bool = False,
-    rna_key: str = "rna",
+    rna_key: str = DEFAULT_RNA_KEY,
     rna_layer: str | None = None,
     rna_scale: Literal["counts", "log2", "zscore"] = "counts",
     geneformer_key: str | None = None,
     gene_embedding_key: str | None = None,
     cancer_type_key: str | None = "cancer_type",
-    split_key: str | None = "cfmd_split",
-    seed: int = 42,
+    split_key: str | None = DEFAULT_SPLIT_KEY,
+    seed: int = DEFAULT_SEED,
     max_epochs: int = 200,
     model_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
