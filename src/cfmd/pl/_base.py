@@ -347,23 +347,30 @@ def numeric_column(table: pd.DataFrame, column: str, where: str) -> np.ndarray:
 
 
 def ci_columns(table: pd.DataFrame, metric: str, where: str, *, required: bool = False) -> tuple[str, str] | None:
-    """Names of the lower/upper confidence-bound columns of ``metric``.
+    """Names of the lower/upper confidence-bound columns of ``metric``: ``{metric}_low``/``{metric}_high``.
 
-    Accepts ``{metric}_low``/``{metric}_high`` (cfmd's one naming of interval bounds) and the deprecated
-    ``{metric}_ci_low``/``{metric}_ci_high`` (what :func:`cfmd.metrics.bootstrap_slice_metrics` also writes for one
-    release). Returns ``None`` when neither pair is present, unless
-    ``required``.
+    The one naming of interval bounds that ``tl`` and :mod:`cfmd.metrics` write. The deprecated
+    ``{metric}_ci_low``/``{metric}_ci_high`` copies (still written for one release) are not read: a table holding only
+    them is an :class:`~cfmd._validation.InvalidInputError` that says which columns to rename. Returns ``None`` when
+    neither bound is present, unless ``required``.
     """
-    for low, high in ((f"{metric}_low", f"{metric}_high"), (f"{metric}_ci_low", f"{metric}_ci_high")):
-        if low in table.columns and high in table.columns:
-            return low, high
-        if low in table.columns or high in table.columns:
-            missing = high if low in table.columns else low
-            raise InvalidInputError(f"{where} lacks column {missing!r} (the other bound of the confidence interval).")
+    low, high = f"{metric}_low", f"{metric}_high"
+    if low in table.columns and high in table.columns:
+        return low, high
+    if low in table.columns or high in table.columns:
+        missing = high if low in table.columns else low
+        raise InvalidInputError(f"{where} lacks column {missing!r} (the other bound of the confidence interval).")
+    deprecated = [c for c in (f"{metric}_ci_low", f"{metric}_ci_high") if c in table.columns]
+    if deprecated:
+        raise InvalidInputError(
+            f"{where} has the deprecated interval column(s) {deprecated} but not {low!r}/{high!r}, the names cfmd.pl "
+            f"reads; rename them (e.g. table.rename(columns={{'{metric}_ci_low': '{low}', '{metric}_ci_high': "
+            f"'{high}'}}))."
+        )
     if required:
         raise InvalidInputError(
-            f"{where} lacks column(s) '{metric}_low', '{metric}_high' (confidence bounds; "
-            f"'{metric}_ci_low'/'{metric}_ci_high' are accepted too); it has {describe_examples(list(table.columns), limit=12)}."
+            f"{where} lacks column(s) {low!r}, {high!r} (confidence bounds); it has "
+            f"{describe_examples(list(table.columns), limit=12)}."
         )
     return None
 

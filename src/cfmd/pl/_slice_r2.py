@@ -79,8 +79,8 @@ def slice_r2(
     table
         The tidy metric table: columns ``slice``, ``kind`` (``"slice"``, ``"macro"`` or ``"full"``), ``r2``,
         optionally ``method`` (without it, the table is one method's and no legend is drawn), ``r2_low``/``r2_high``
-        (as :func:`cfmd.metrics.bootstrap_slice_metrics` writes them; the deprecated ``r2_ci_low``/``r2_ci_high`` are
-        read too; without them no intervals are drawn), ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high`` or ``*_ci_*``) and ``dims`` (shown in
+        (as :func:`cfmd.metrics.bootstrap_slice_metrics` writes them; without them no intervals are drawn),
+        ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high``) and ``dims`` (shown in
         the tick labels). Or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["slices"]`` (every method of
         :func:`cfmd.tl.benchmark`, averaged over seeds) or
         ``.uns["cfmd_evaluation"]["slices"]`` (see ``key``).
