@@ -118,6 +118,8 @@ def test_plot_options_are_validated():
         plot_options(ax=axis, figsize=None, dpi=None, return_fig=False, save=None, n_panels=2)
     with pytest.raises(InvalidInputError, match="`figsize`"):
         plot_options(ax=None, figsize=(4, -1), dpi=None, return_fig=False, save=None)
+    with pytest.raises(InvalidInputError, match="`figsize` must be two positive numbers"):
+        plot_options(ax=None, figsize=("wide", 3), dpi=None, return_fig=False, save=None)
     with pytest.raises(InvalidInputError, match="`dpi`"):
         plot_options(ax=None, figsize=None, dpi=0, return_fig=False, save=None)
     with pytest.raises(InvalidInputError, match="extension"):
@@ -430,3 +432,18 @@ def test_tl_latent_umap_writes_the_shared_embedding(umap_mdata):
     record = umap_mdata.uns["cfmd_umap"]
     assert record["observed_key"] == "X_structured" and list(record["imputed_keys"]) == ["X_cfmd"]
     assert record["params"]["random_state"] == 0
+
+
+@pytest.mark.parametrize("ylim", [(1.0, 0.0), ("low", 1.0), (0.0, float("nan")), (0.0, 0.5, 1.0)])
+def test_axis_limits_are_checked_in_one_place_for_every_plot(table1, ylim):
+    semantics = pd.DataFrame(
+        {"slice": ["meth", "cnv"], "r2_slice_to_modality": [0.6, 0.5], "r2_pca_ceiling": [0.7, 0.6],
+         "r2_rna_to_slice": [0.4, 0.3], "r2_rna_to_modality": [0.35, 0.3], "r2_rna_only_vs_full": [0.3, 0.2]}
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="`ylim` must be \\(low, high\\)"):
+        cfmd.pl.slice_r2(table1, ylim=ylim)
+    with pytest.raises(InvalidInputError, match="`ylim` must be \\(low, high\\)"):
+        cfmd.pl.slice_semantics(semantics, ylim=ylim)
+    fig = cfmd.pl.slice_semantics(semantics, ylim=[-0.5, 1], return_fig=True)
+    assert fig.axes[0].get_ylim() == (-0.5, 1.0)
+    plt.close(fig)

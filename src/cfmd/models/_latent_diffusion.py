@@ -20,7 +20,7 @@ from scvi.model.base import BaseModelClass
 
 from .._layout import LatentLayout
 from .._logging import logger
-from .._validation import InvalidInputError, check_positive_int, describe_examples
+from .._validation import InvalidInputError, check_positive_int, check_positive_number, describe_examples
 from ._ddpm import fit_noise_network, sample_network
 from ._io import SafeIOMixin
 from ._latent_diffusion_module import LatentDiffusionModule
@@ -152,12 +152,7 @@ class LatentDiffusion(SafeIOMixin, LatentImputerMixin, BaseModelClass):
                 conditions.append("cancer_type")
         if not isinstance(clip_denoised, bool | np.bool_):
             raise InvalidInputError(f"`clip_denoised` must be True or False; got {clip_denoised!r}.")
-        if (
-            isinstance(fingerprint_tau, bool)
-            or not isinstance(fingerprint_tau, int | float)
-            or not (np.isfinite(fingerprint_tau) and fingerprint_tau > 0)
-        ):
-            raise InvalidInputError(f"`fingerprint_tau` must be a positive number; got {fingerprint_tau!r}.")
+        check_positive_number(fingerprint_tau, "fingerprint_tau")
         specs = self._condition_specs(mdata, layout_obj, target_slices, conditions, args)
         if self._ensemble and len(specs) < 1:
             raise InvalidInputError("`conditions` must name at least one condition for a Coherent Denoising ensemble.")

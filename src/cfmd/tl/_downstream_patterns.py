@@ -69,18 +69,6 @@ def _patterns(patterns, owners: Mapping[str, str]) -> list[tuple[str, ...]]:
     return out
 
 
-def _names(values, field: str, allowed: Sequence[str]) -> list[str]:
-    values = [values] if isinstance(values, str) else list(values or ())
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise InvalidInputError(
-            f"`{field}` has unknown name(s) {describe_examples(unknown)}; available: {list(allowed)}."
-        )
-    if len(set(values)) != len(values):
-        raise InvalidInputError(f"`{field}` must not repeat a name; got {values}.")
-    return values
-
-
 def pattern_label(pattern: Sequence[str]) -> str:
     """The name of a missing-modality pattern in the tables, e.g. ``"meth+cnv"``."""
     return "+".join(pattern)

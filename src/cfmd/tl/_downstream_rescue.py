@@ -21,6 +21,7 @@ from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import (
     InvalidInputError,
+    check_names,
     check_not_view,
     check_obs_columns,
     check_obsm,
@@ -37,7 +38,7 @@ from ..metrics import (
     resampled_statistic,
     stratified_bootstrap_indices,
 )
-from ._downstream_patterns import _names, _patterns, _slice_owners, pattern_label
+from ._downstream_patterns import _patterns, _slice_owners, pattern_label
 from ._downstream_predictors import _Classifier, _SurvivalModel
 from ._downstream_rescue_tables import (
     _classification_counts,
@@ -250,8 +251,8 @@ def _downstream_rescue(
         raise InvalidInputError(f"`seed` must be a non-negative integer; got {seed}.")
     if not isinstance(key_added, str) or not key_added:
         raise InvalidInputError(f"`key_added` must be a non-empty string; got {key_added!r}.")
-    classifiers = _names(classifiers, "classifiers", RESCUE_CLASSIFIERS) if label_key is not None else []
-    survival_models = _names(survival_models, "survival_models", RESCUE_SURVIVAL_MODELS)
+    classifiers = check_names(classifiers, "classifiers", RESCUE_CLASSIFIERS) if label_key is not None else []
+    survival_models = check_names(survival_models, "survival_models", RESCUE_SURVIVAL_MODELS)
     if not classifiers and not survival_models:
         raise InvalidInputError(
             "Nothing to score: give a `label_key` with `classifiers`, or `survival_models` (both are empty)."
