@@ -7,8 +7,11 @@ from cfmd._validation import (
     InvalidInputError,
     check_counts,
     check_finite,
+    check_latent_matrix,
     check_modality,
+    check_names,
     check_obsm,
+    check_positive_number,
     check_survival,
     check_unique,
     describe_examples,
@@ -81,3 +84,41 @@ def test_examples_show_numpy_values_as_python_values():
     shown = describe_examples(np.array(["MALAT1", "XIST"]))
     assert shown == "'MALAT1', 'XIST'"
     assert describe_examples(np.arange(7, dtype=np.int64), limit=2) == "0, 1, ... (7 in total)"
+
+
+def test_positive_number_is_one_check_for_every_scalar_option():
+    assert check_positive_number(2, "tau") == 2.0 and isinstance(check_positive_number(np.float32(0.5), "tau"), float)
+    assert check_positive_number(None, "dpi", allow_none=True) is None
+    for bad in (0, -1.0, np.inf, np.nan, True, "2.0", None, [1.0]):
+        with pytest.raises(InvalidInputError, match=r"`tau` must be a positive number \(finite"):
+            check_positive_number(bad, "tau")
+    with pytest.raises(InvalidInputError, match="`dpi` must be a positive number or None"):
+        check_positive_number(0, "dpi", allow_none=True)
+
+
+def test_latent_matrix_counts_rows_that_are_not_finite_and_checks_width_first():
+    latent = np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, np.inf]])
+    with pytest.raises(
+        InvalidInputError, match=r"z has 2 of 3 row\(s\) with NaN or infinite values \(rows 1, 2\); drop"
+    ):
+        check_latent_matrix(latent, "z", missing_hint="drop them.")
+    with pytest.raises(InvalidInputError, match="2-dimensional"):
+        check_latent_matrix(latent[0], "z", missing_hint="")
+
+    def width_two(width):
+        if width != 3:
+            raise InvalidInputError(f"width {width}")
+
+    with pytest.raises(InvalidInputError, match="width 2"):  # the width is checked before the rows
+        check_latent_matrix(latent, "z", missing_hint="", check_width=width_two)
+    frame = pd.DataFrame(latent[:1])
+    np.testing.assert_array_equal(check_latent_matrix(frame, "z", missing_hint=""), latent[:1])
+
+
+def test_names_are_checked_against_the_allowed_ones_without_repeats():
+    assert check_names("b", "models", ("a", "b")) == ["b"]
+    assert check_names(None, "models", ("a", "b")) == [] and check_names(np.array(["a"]), "models", ("a",)) == ["a"]
+    with pytest.raises(InvalidInputError, match=r"`models` has unknown model\(s\) 'c'; available models: \['a', 'b'\]"):
+        check_names(["a", "c"], "models", ("a", "b"), what="model")
+    with pytest.raises(InvalidInputError, match="`models` must not repeat a name"):
+        check_names(["a", "a"], "models", ("a", "b"))

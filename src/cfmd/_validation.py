@@ -23,13 +23,16 @@ __all__ = [
     "check_choice",
     "check_counts",
     "check_finite",
+    "check_latent_matrix",
     "check_modality",
+    "check_names",
     "check_nonempty",
     "check_not_view",
     "check_numeric",
     "check_obs_columns",
     "check_obsm",
     "check_positive_int",
+    "check_positive_number",
     "check_probability",
     "check_survival",
     "check_unique",
@@ -93,6 +96,38 @@ def check_finite(X, field: str) -> None:
             raise InvalidInputError(f"{field} must be finite; found {n_bad} NaN or infinite value(s).")
 
 
+def check_latent_matrix(x, field: str, *, missing_hint: str, check_width=None) -> np.ndarray:
+    """A ``(patients, latent dimensions)`` float matrix: numeric, 2-dimensional, every row finite.
+
+    Parameters
+    ----------
+    x
+        Array-like or DataFrame.
+    field
+        Name used in error messages.
+    missing_hint
+        What to do about rows with NaN or infinite values (appended to that error).
+    check_width
+        Called with the number of columns before the rows are checked (raises on a wrong width), or ``None``.
+    """
+    arr = x.to_numpy() if isinstance(x, pd.DataFrame) else np.asarray(x)
+    check_numeric(arr, field)
+    if arr.ndim != 2:
+        raise InvalidInputError(
+            f"{field} must be a 2-dimensional (patients x latent dimensions) array; got shape {arr.shape}."
+        )
+    if check_width is not None:
+        check_width(arr.shape[1])
+    arr = arr.astype(float, copy=False)
+    bad_rows = ~np.isfinite(arr).all(axis=1)
+    if bad_rows.any():
+        raise InvalidInputError(
+            f"{field} has {int(bad_rows.sum())} of {arr.shape[0]} row(s) with NaN or infinite values "
+            f"(rows {describe_examples(np.flatnonzero(bad_rows).tolist())}); {missing_hint}"
+        )
+    return arr
+
+
 def check_counts(X, field: str, *, require_integer: bool = True) -> None:
     """Require a matrix of non-negative, finite (integer) counts.
 
@@ -147,6 +182,18 @@ def check_positive_int(value, field: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidInputError(f"`{field}` must be an integer >= {minimum}; got {value}.")
     return int(value)
+
+
+def check_positive_number(value, field: str, *, allow_none: bool = False) -> float | None:
+    """A positive, finite real number (not a bool or a string) as a float; ``None`` passes when ``allow_none``."""
+    from numbers import Real
+
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real) or not (np.isfinite(value) and value > 0):
+        expected = "a positive number" + (" or None" if allow_none else "")
+        raise InvalidInputError(f"`{field}` must be {expected} (finite; not a bool or a string); got {value!r}.")
+    return float(value)
 
 
 def check_probability(value, field: str, *, closed_right: bool = True) -> float:
@@ -284,6 +331,25 @@ def check_survival(
             f"{int(bad_event.sum())} invalid value(s){where}, e.g. {event_raw[bad_event].iloc[0]!r}."
         )
     return time_arr, event_num.astype(bool)
+
+
+def check_names(values, field: str, allowed: Sequence[str], *, what: str = "name") -> list[str]:
+    """``values`` (one name or several) as a list: each in ``allowed``, none repeated.
+
+    Raises
+    ------
+    InvalidInputError
+        A name is not in ``allowed`` (named, with the allowed ones) or is repeated.
+    """
+    names = [values] if isinstance(values, str) else ([] if values is None else list(values))
+    unknown = [v for v in names if v not in allowed]
+    if unknown:
+        raise InvalidInputError(
+            f"`{field}` has unknown {what}(s) {describe_examples(unknown)}; available {what}s: {list(allowed)}."
+        )
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"`{field}` must not repeat a {what}; got {names}.")
+    return names
 
 
 def check_mapping_keys(mapping: Mapping, allowed: Iterable[str], field: str) -> None:

@@ -289,7 +289,7 @@ def test_head_bad_input(head, splits):
         SurvivalHead(alpha=0.1).fit(latent, time, event, cancer[:-1])
     bad = latent.copy()
     bad[[3, 8]] = np.nan
-    with pytest.raises(InvalidInputError, match=r"training latent has 2 row\(s\) with NaN.*rows 3, 8"):
+    with pytest.raises(InvalidInputError, match=r"training latent has 2 of 500 row\(s\) with NaN.*rows 3, 8"):
         SurvivalHead(alpha=0.1).fit(bad, time, event, cancer)
     with pytest.raises(InvalidInputError, match=r"`alpha` must be a positive number"):
         SurvivalHead(alpha=-1.0)

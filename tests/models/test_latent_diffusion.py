@@ -356,7 +356,9 @@ def test_rna_components_are_fitted_on_the_training_patients_only(tmp_path):
     assert model.module.conditions[0]["dim"] == 5 and model.module.rna_pca_components.shape == (5, 250)
     model.train(max_epochs=2, validate_every=1)
     module, train_rows = model.module, model.split_indices()["train"]
-    standardised = (log_normalise(model._prepared(mdata, train_rows)["x"], "counts") - module.gene_mean) / module.gene_std
+    standardised = (
+        log_normalise(model._prepared(mdata, train_rows)["x"], "counts") - module.gene_mean
+    ) / module.gene_std
     pca = PCA(n_components=5, svd_solver="full").fit(standardised.double().numpy())
     np.testing.assert_allclose(module.rna_pca_components.numpy(), pca.components_, rtol=1e-4, atol=1e-5)
 

@@ -118,6 +118,8 @@ def test_plot_options_are_validated():
         plot_options(ax=axis, figsize=None, dpi=None, return_fig=False, save=None, n_panels=2)
     with pytest.raises(InvalidInputError, match="`figsize`"):
         plot_options(ax=None, figsize=(4, -1), dpi=None, return_fig=False, save=None)
+    with pytest.raises(InvalidInputError, match="`figsize` must be two positive numbers"):
+        plot_options(ax=None, figsize=("wide", 3), dpi=None, return_fig=False, save=None)
     with pytest.raises(InvalidInputError, match="`dpi`"):
         plot_options(ax=None, figsize=None, dpi=0, return_fig=False, save=None)
     with pytest.raises(InvalidInputError, match="extension"):
@@ -237,13 +239,19 @@ def test_reconstruction_utility_points_and_reference_line(table3, tmp_path):
 
 def test_reconstruction_utility_ellipses_and_mudata(table3):
     mdata = tiny_mudata()
-    renamed = table3.rename(columns={"c_index_low": "c_index_ci_low", "c_index_high": "c_index_ci_high"})
-    mdata.uns["cfmd_benchmark"] = {"table3": renamed}
+    # as tl writes it for one more release: the bounds plus their deprecated `*_ci_*` copies (pl reads `*_low/_high`)
+    with_copies = table3.assign(
+        c_index_ci_low=table3["c_index_low"] - 1.0, c_index_ci_high=table3["c_index_high"] + 1.0
+    )
+    mdata.uns["cfmd_benchmark"] = {"table3": with_copies}
     fig = cfmd.pl.reconstruction_utility(
         mdata, interval_style="ellipse", methods=["CFMD (Full)", "Ridge"], return_fig=True
     )
     axis = fig.axes[0]
-    assert len([p for p in axis.patches if isinstance(p, Ellipse)]) == 2
+    ellipses = [p for p in axis.patches if isinstance(p, Ellipse)]
+    assert len(ellipses) == 2
+    # the ellipses span the `c_index_low/_high` interval, not the (deliberately wider) deprecated copies
+    assert max(e.height for e in ellipses) < 1.0
     assert len(by_gid(axis, "method-point-")) == 2
     assert not axis.containers
     fig = cfmd.pl.reconstruction_utility(table3, reference=None, interval_style=None, labels=False, return_fig=True)
@@ -253,6 +261,10 @@ def test_reconstruction_utility_ellipses_and_mudata(table3):
 def test_reconstruction_utility_rejects_bad_input(table3):
     with pytest.raises(InvalidInputError, match="c_index_high"):
         cfmd.pl.reconstruction_utility(table3.drop(columns="c_index_high"))
+    # pl reads only `{metric}_low/_high`; a table with only the deprecated copies says what to rename
+    deprecated_only = table3.rename(columns={"c_index_low": "c_index_ci_low", "c_index_high": "c_index_ci_high"})
+    with pytest.raises(InvalidInputError, match="deprecated.*'c_index_ci_low'.*rename"):
+        cfmd.pl.reconstruction_utility(deprecated_only)
     with pytest.raises(InvalidInputError, match="'random_forest'"):
         cfmd.pl.reconstruction_utility(table3, reference="random_forest")
     with pytest.raises(InvalidInputError, match="'Nope'"):
@@ -300,9 +312,9 @@ def test_slice_r2_bars_selection_and_uns(table1):
     np.testing.assert_allclose([bar.get_height() for bar in bars], [0.6, 0.6])
     assert not by_gid(axis, "slice-r2-bar-CFMD")
     assert [t.get_text().split("\n")[0] for t in axis.get_xticklabels()] == ["pathway", "meth"]
-    # one method's table as cfmd.metrics.bootstrap_slice_metrics writes it (no method column, *_ci_* bounds)
+    # one method's table as cfmd.metrics.bootstrap_slice_metrics writes it (no method column, bounds + *_ci_* copies)
     one = table1[table1["method"] == "CFMD"].drop(columns="method")
-    one = one.rename(columns={"r2_low": "r2_ci_low", "r2_high": "r2_ci_high"})
+    one = one.assign(r2_ci_low=one["r2_low"], r2_ci_high=one["r2_high"])
     mdata = tiny_mudata()
     mdata.uns["cfmd_evaluation"] = {"slices": one}
     fig = cfmd.pl.slice_r2(mdata, key="cfmd_evaluation", return_fig=True)
@@ -321,6 +333,9 @@ def test_slice_r2_rejects_bad_input(table1):
         cfmd.pl.slice_r2(table1.drop(columns="kind"))
     with pytest.raises(InvalidInputError, match="r2_high"):
         cfmd.pl.slice_r2(table1.drop(columns="r2_high"))
+    deprecated_only = table1.rename(columns={"r2_low": "r2_ci_low", "r2_high": "r2_ci_high"})
+    with pytest.raises(InvalidInputError, match="deprecated.*'r2_ci_low'.*'r2_low'"):
+        cfmd.pl.slice_r2(deprecated_only)
     mdata = tiny_mudata()
     with pytest.raises(InvalidInputError, match="cfmd_benchmark"):
         cfmd.pl.slice_r2(mdata)
@@ -417,3 +432,18 @@ def test_tl_latent_umap_writes_the_shared_embedding(umap_mdata):
     record = umap_mdata.uns["cfmd_umap"]
     assert record["observed_key"] == "X_structured" and list(record["imputed_keys"]) == ["X_cfmd"]
     assert record["params"]["random_state"] == 0
+
+
+@pytest.mark.parametrize("ylim", [(1.0, 0.0), ("low", 1.0), (0.0, float("nan")), (0.0, 0.5, 1.0)])
+def test_axis_limits_are_checked_in_one_place_for_every_plot(table1, ylim):
+    semantics = pd.DataFrame(
+        {"slice": ["meth", "cnv"], "r2_slice_to_modality": [0.6, 0.5], "r2_pca_ceiling": [0.7, 0.6],
+         "r2_rna_to_slice": [0.4, 0.3], "r2_rna_to_modality": [0.35, 0.3], "r2_rna_only_vs_full": [0.3, 0.2]}
+    )  # fmt: skip
+    with pytest.raises(InvalidInputError, match="`ylim` must be \\(low, high\\)"):
+        cfmd.pl.slice_r2(table1, ylim=ylim)
+    with pytest.raises(InvalidInputError, match="`ylim` must be \\(low, high\\)"):
+        cfmd.pl.slice_semantics(semantics, ylim=ylim)
+    fig = cfmd.pl.slice_semantics(semantics, ylim=[-0.5, 1], return_fig=True)
+    assert fig.axes[0].get_ylim() == (-0.5, 1.0)
+    plt.close(fig)

@@ -13,7 +13,7 @@ import pytest
 from _helpers import QUIET, assert_mudata_unchanged, snapshot
 
 import cfmd
-from cfmd.tl._downstream_rescue import _classification_counts, _scores_from_counts
+from cfmd.tl._downstream_rescue_tables import _classification_counts, _scores_from_counts
 
 matplotlib.use("Agg")
 

@@ -201,7 +201,7 @@ def test_end_to_end_with_generate():
 def test_macro_f1_equals_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from cfmd.tl._prioritize_assays import macro_f1
+    from cfmd.tl._prioritize_downstream import macro_f1
 
     rng = np.random.default_rng(0)
     for n_classes, n in ((2, 30), (4, 50), (5, 7)):  # (5, 7): some classes absent from both

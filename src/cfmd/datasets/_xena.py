@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import anndata as ad
@@ -14,24 +11,31 @@ import numpy as np
 import pandas as pd
 
 from .._constants import DEFAULT_RNA_KEY
-from .._logging import logger
 from .._utils import new_mudata
 from .._validation import (
     InvalidInputError,
     check_choice,
-    check_counts,
     check_mapping_keys,
     describe_examples,
 )
-from ._barcodes import NORMAL_SAMPLE_TYPES, is_tcga_barcode, select_primary_samples
-from ._probes import PROBE_AGGREGATIONS, aggregate_probes, is_probe_id
+from ._probes import PROBE_AGGREGATIONS
 from ._symbols import read_gene_aliases
-from ._xena_files import _NA_VALUES, _existing_file, _is_gzip, _open_text
+from ._xena_files import _existing_file
 from ._xena_genes import (
     _handle_duplicates,
     _map_genes,
     _name_features,
 )
+from ._xena_matrix import (
+    _add_extra_var,
+    _aggregate,
+    _binarize,
+    _check_scale,
+    _detect_probes,
+    _read_matrix,
+)
+from ._xena_patients import _assign_patients, _barcode_mode, _patients_without_rna
+from ._xena_summary import _log_summary, _summary
 from ._xena_survival import (
     _add_cancer_type,
     _join_survival,
@@ -43,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ENDPOINTS", "SCALES", "read_xena"]
 
-#: What a matrix's features are, as recorded in ``uns['read_xena']['modalities'][mod]['feature_type']``.
-_PROBE_LEVEL_MIN_FRACTION = 0.5
 
 #: Survival endpoints of the TCGA Pan-Cancer Clinical Data Resource (Liu et al., Cell 2018): overall
 #: survival, disease-specific survival, disease-free interval, progression-free interval.
@@ -62,37 +64,6 @@ SCALES: dict[str, str] = {
     "binary": "0/1 calls (e.g. mutations)",
     "other": "any finite values",
 }
-
-
-@dataclass
-class _Modality:
-    """One matrix on its way into the MuData (internal)."""
-
-    name: str
-    source: str
-    values: np.ndarray  # features x samples, float64
-    features: list[str]
-    samples: list[str]
-    n_samples_in_file: int = 0
-    n_features_in_file: int = 0
-    patients: list[str] = field(default_factory=list)
-    dropped_samples: list[str] = field(default_factory=list)
-    sample_types: list[str] = field(default_factory=list)
-    var: pd.DataFrame | None = None
-    gene_level: bool = False
-    n_mapped: int = 0
-    n_located: int = 0
-    unmapped: list[str] = field(default_factory=list)
-    n_duplicate_groups: int = 0
-    n_duplicated_features: int = 0
-    without_symbol: list[str] = field(default_factory=list)
-    repaired: list[str] = field(default_factory=list)
-    aliased: list[str] = field(default_factory=list)
-    binarized: dict = field(default_factory=dict)
-    feature_type: str = "other"
-    probe_info: dict = field(default_factory=dict)
-    probe_map: pd.DataFrame | None = None
-    extra_var: pd.DataFrame | None = None
 
 
 def read_xena(
@@ -462,468 +433,3 @@ def read_xena(
     mdata.uns["read_xena"] = summary
     _log_summary(mods, summary)
     return mdata
-
-
-# ---------------------------------------------------------------------- reading
-
-
-def _read_matrix(mod: str, source) -> _Modality:
-    """Read one features x samples matrix (path or DataFrame) and check that it is non-empty and numeric."""
-    if isinstance(source, pd.DataFrame):
-        where = f"modalities[{mod!r}] (DataFrame)"
-        frame = source
-        features = [str(f).strip() for f in frame.index]
-        samples = [str(s).strip() for s in frame.columns]
-        cells = frame
-        source_name = "DataFrame"
-    else:
-        path = _existing_file(source, f"modalities[{mod!r}]")
-        where = f"modalities[{mod!r}] ({path.name})"
-        source_name = str(path)
-        try:
-            with _open_text(path) as fh:
-                header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), [])
-        except (OSError, UnicodeDecodeError, EOFError) as err:
-            raise InvalidInputError(f"{where}: cannot read the file as tab-separated text ({err}).") from None
-        samples = [s.strip() for s in header[1:]]
-        if samples:
-            try:
-                cells = pd.read_csv(
-                    path,
-                    sep="\t",
-                    header=None,
-                    skiprows=1,
-                    dtype={0: str},
-                    keep_default_na=False,
-                    na_values=dict.fromkeys(range(1, len(samples) + 1), _NA_VALUES),
-                    compression="gzip" if _is_gzip(path) else None,
-                    quoting=csv.QUOTE_NONE,
-                )
-            except pd.errors.EmptyDataError:
-                cells = pd.DataFrame(columns=range(len(samples) + 1))
-            except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-                raise InvalidInputError(f"{where}: cannot parse the matrix ({err}).") from None
-            if cells.shape[1] != len(samples) + 1:
-                raise InvalidInputError(
-                    f"{where}: the header names {len(samples)} sample(s) but rows have {cells.shape[1] - 1} value(s); "
-                    "expected a features x samples matrix whose first column is the feature label."
-                )
-            features = [str(f).strip() for f in cells.iloc[:, 0]]
-            cells = cells.iloc[:, 1:]
-        else:
-            features, cells = [], pd.DataFrame()
-
-    if not samples:
-        raise InvalidInputError(
-            f"{where} has no samples: expected sample identifiers in the header after the feature column."
-        )
-    if not features:
-        raise InvalidInputError(f"{where} has no features: expected one row per feature below the header.")
-    empty_samples = [j for j, s in enumerate(samples) if not s]
-    if empty_samples:
-        raise InvalidInputError(
-            f"{where}: sample identifier(s) in column(s) {describe_examples([j + 2 for j in empty_samples])} are empty."
-        )
-    empty_features = [i for i, f in enumerate(features) if not f or f == "nan"]
-    if empty_features:
-        raise InvalidInputError(
-            f"{where}: feature label(s) of row(s) {describe_examples([i + 1 for i in empty_features])} are empty; "
-            "expected a label (gene, probe, ...) in the first column of every row."
-        )
-    values = _numeric_values(cells, features, samples, where)
-    n_inf = int(np.isinf(values).sum())
-    if n_inf:
-        i, j = np.argwhere(np.isinf(values))[0]
-        raise InvalidInputError(
-            f"{where} must not hold infinite values; found {n_inf} (e.g. feature {features[i]!r}, sample "
-            f"{samples[j]!r}). Missing values may be NA or empty."
-        )
-    return _Modality(
-        name=mod,
-        source=source_name,
-        values=values,
-        features=features,
-        samples=samples,
-        n_samples_in_file=len(samples),
-        n_features_in_file=len(features),
-    )
-
-
-def _numeric_values(cells: pd.DataFrame, features: list[str], samples: list[str], where: str) -> np.ndarray:
-    """The matrix as float64, or an error naming the first non-numeric cell."""
-    if all(pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt) for dt in cells.dtypes):
-        return cells.to_numpy(dtype=np.float64, na_value=np.nan)
-    columns = []
-    for j in range(cells.shape[1]):
-        col = cells.iloc[:, j]
-        if pd.api.types.is_bool_dtype(col.dtype):
-            raise InvalidInputError(f"{where} must be numeric; sample {samples[j]!r} holds booleans.")
-        if pd.api.types.is_numeric_dtype(col.dtype):
-            columns.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
-            continue
-        raw = col.astype(object)
-        as_text = raw.where(raw.isna(), raw.astype(str).str.strip())
-        as_text = as_text.mask(as_text.isin(_NA_VALUES))
-        numbers = pd.to_numeric(as_text, errors="coerce")
-        bad = numbers.isna().to_numpy() & as_text.notna().to_numpy()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"{where} must be numeric; found {int(bad.sum())} non-numeric value(s) in sample {samples[j]!r} "
-                f"(e.g. {as_text.iloc[i]!r} for feature {features[i]!r}). Expected numbers, with NA or empty "
-                "cells for missing values."
-            )
-        columns.append(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
-    return np.column_stack(columns)
-
-
-# ---------------------------------------------------------------------- scales
-
-
-def _check_scale(m: _Modality, scale: str | None) -> None:
-    what = f"modalities[{m.name!r}] ({Path(m.source).name}, declared scale {scale!r})"
-    values = m.values
-    if scale in ("counts", "normalized"):
-        check_counts(values, what, require_integer=False)
-        if scale == "counts" and np.any(np.abs(values - np.round(values)) > 1e-6):
-            logger.info(
-                "read_xena: %r declared as counts holds non-integer values (e.g. RSEM expected counts).", m.name
-            )
-        return
-    observed = values[~np.isnan(values)]
-    if scale == "beta" and observed.size and (observed.min() < 0 or observed.max() > 1):
-        raise InvalidInputError(
-            f"{what} must hold beta values in [0, 1]; found values from {observed.min():g} to {observed.max():g}."
-        )
-    allowed = {"gistic": (-2.0, -1.0, 0.0, 1.0, 2.0), "binary": (0.0, 1.0)}.get(scale or "")
-    if allowed is not None:
-        bad = observed[~np.isin(observed, allowed)]
-        if bad.size:
-            hint = ""
-            if scale == "binary" and bad.min() >= 0:
-                hint = (
-                    f" These look like counts (maximum {bad.max():g}): pass `binarize=[{m.name!r}]` to turn values "
-                    "> 0 into 1."
-                )
-            raise InvalidInputError(
-                f"{what} must hold only {describe_examples([int(a) for a in allowed])}; "
-                f"found {bad.size} other value(s), e.g. {bad[0]:g}.{hint}"
-            )
-
-
-def _binarize(m: _Modality) -> None:
-    """``binarize``: values > 0 -> 1 (mutation counts -> mutated); negative values are an error."""
-    observed = m.values[~np.isnan(m.values)]
-    if observed.size and observed.min() < 0:
-        i, j = np.argwhere(m.values < 0)[0]
-        raise InvalidInputError(
-            f"modalities[{m.name!r}] ({Path(m.source).name}) is listed in `binarize` but holds negative values "
-            f"(e.g. {m.values[i, j]:g} for feature {m.features[i]!r}); expected non-negative counts or calls."
-        )
-    changed = int(np.count_nonzero(~np.isin(observed, (0.0, 1.0))))
-    m.binarized = {
-        "rule": "value > 0 -> 1, 0 -> 0, NaN kept",
-        "n_values_changed": changed,
-        "max_value": float(observed.max()) if observed.size else 0.0,
-    }
-    m.values = np.where(np.isnan(m.values), np.nan, (m.values > 0).astype(np.float64))
-    logger.info(
-        "read_xena: %r binarised (values > 0 -> 1): %d value(s) other than 0/1 changed (maximum %g).",
-        m.name,
-        changed,
-        m.binarized["max_value"],
-    )
-
-
-# ---------------------------------------------------------------------- methylation probes
-
-
-def _detect_probes(m: _Modality, level: str | None, *, is_rna: bool) -> None:
-    fraction = float(is_probe_id(m.features).mean())
-    if fraction >= _PROBE_LEVEL_MIN_FRACTION and not is_rna:
-        m.feature_type = "probe"
-    if level not in (None, "none") and m.feature_type != "probe":
-        raise InvalidInputError(
-            f"`probe_aggregation[{m.name!r}]={level!r}` but modalities[{m.name!r}] ({Path(m.source).name}) is not "
-            f"probe-level: {fraction:.0%} of its features (e.g. {describe_examples(m.features, limit=3)}) are "
-            "Illumina probe IDs (cg00000029, ...); expected at least half."
-        )
-
-
-def _aggregate(m: _Modality, level: str, annotation, bin_size: int) -> None:
-    where = f"modalities[{m.name!r}] ({Path(m.source).name})"
-    m.values, var, m.probe_map, m.probe_info = aggregate_probes(
-        m.values, m.features, level, annotation=annotation, bin_size=int(bin_size), field=where
-    )
-    m.features = var["feature"].tolist()
-    m.extra_var = var.drop(columns=["feature"]).reset_index(drop=True)
-    logger.info(
-        "read_xena: %r: %d probe(s) averaged into %d %s feature(s) (%d probe(s) not in the probe table).",
-        m.name,
-        m.probe_info["n_probes_used"],
-        len(m.features),
-        level,
-        m.probe_info["n_probes_unlocated"],
-    )
-
-
-def _add_extra_var(m: _Modality, *, explicit: bool) -> None:
-    """Region columns of aggregated probes, or the chromosome of kept probes, into ``m.var``."""
-    if m.extra_var is not None:
-        for column in m.extra_var.columns:
-            values = m.extra_var[column].to_numpy()
-            if column == "chromosome":
-                m.var["chromosome"] = pd.Categorical(values, categories=m.var["chromosome"].cat.categories)
-            else:
-                m.var[column] = values
-        return
-    if m.feature_type == "probe" and not m.gene_level:
-        from ._probes import illumina_probe_locations
-
-        chrom = illumina_probe_locations()["chromosome"].reindex(pd.Index(m.features, dtype=object))
-        m.var["chromosome"] = pd.Categorical(
-            chrom.to_numpy(dtype=object), categories=m.var["chromosome"].cat.categories
-        )
-        if explicit:
-            return
-        logger.warning(
-            "read_xena: %r holds Illumina methylation probes (%d); kept probe-level (not gene-level). Pass "
-            "`probe_aggregation={%r: 'gene'|'bin'|'arm'|'chromosome'}` to average them over regions.",
-            m.name,
-            len(m.features),
-            m.name,
-        )
-
-
-def _patients_without_rna(mods: list[_Modality], rna_key: str | None, how: str) -> list[str]:
-    if rna_key is None:
-        return []
-    rna = set(next(m.patients for m in mods if m.name == rna_key))
-    without = list(dict.fromkeys(p for m in mods for p in m.patients if p not in rna))
-    if not without or how == "keep":
-        if without:
-            logger.warning(
-                "read_xena: %d patient(s) have other modalities but no RNA (e.g. %s); kept. The models need RNA for "
-                "every patient: pass `patients_without_rna='drop'` to leave them out.",
-                len(without),
-                describe_examples(without, limit=3),
-            )
-        return []
-    if how == "error":
-        raise InvalidInputError(
-            f"{len(without)} patient(s) have other modalities but no RNA in modalities[{rna_key!r}] "
-            f"({describe_examples(without)}); every patient needs RNA. Pass `patients_without_rna='drop'` to leave "
-            "them out, or 'keep' to keep them."
-        )
-    drop = set(without)
-    for m in mods:
-        keep = np.array([p not in drop for p in m.patients], dtype=bool)
-        if keep.all():
-            continue
-        m.values = m.values[:, keep]
-        m.patients = [p for p, k in zip(m.patients, keep) if k]
-        m.samples = [s for s, k in zip(m.samples, keep) if k]
-        m.sample_types = [t for t, k in zip(m.sample_types, keep) if k]
-        if not m.patients:
-            raise InvalidInputError(
-                f"modalities[{m.name!r}] has no patient with RNA: `patients_without_rna='drop'` would leave it empty."
-            )
-    logger.warning(
-        "read_xena: dropped %d patient(s) without RNA (`patients_without_rna='drop'`), e.g. %s.",
-        len(without),
-        describe_examples(without, limit=3),
-    )
-    return without
-
-
-# ---------------------------------------------------------------------- barcodes
-
-
-def _barcode_mode(mods: list[_Modality], barcodes: str) -> str:
-    tcga = {m.name: is_tcga_barcode(m.samples) for m in mods}
-    for m in mods:
-        if barcodes != "none" and not tcga[m.name].any() and is_tcga_barcode(m.features[:1000]).mean() > 0.5:
-            raise InvalidInputError(
-                f"modalities[{m.name!r}]: the feature column holds TCGA barcodes and the header does not; the "
-                "matrix looks transposed. Expected features x samples (samples as columns)."
-            )
-    if barcodes == "none":
-        return "none"
-    if barcodes == "tcga":
-        for m in mods:
-            bad = [s for s, ok in zip(m.samples, tcga[m.name]) if not ok]
-            if bad:
-                raise InvalidInputError(
-                    f"modalities[{m.name!r}]: `barcodes='tcga'` but sample identifier(s) {describe_examples(bad)} are "
-                    "not TCGA barcodes (TCGA-XX-XXXX...); pass `barcodes='none'` to keep identifiers as they are."
-                )
-        return "tcga"
-    if all(t.all() for t in tcga.values()):
-        return "tcga"
-    if not any(t.any() for t in tcga.values()):
-        return "none"
-    mixed = [
-        f"{m.name!r} ({int(tcga[m.name].sum())} TCGA, e.g. non-TCGA "
-        f"{describe_examples([s for s, ok in zip(m.samples, tcga[m.name]) if not ok], limit=3)})"
-        for m in mods
-        if not tcga[m.name].all()
-    ]
-    raise InvalidInputError(
-        "`barcodes='auto'` found TCGA barcodes in some sample identifiers but not all: "
-        f"{'; '.join(mixed)}. Pass `barcodes='tcga'` (after removing non-TCGA columns) or `barcodes='none'`."
-    )
-
-
-def _assign_patients(m: _Modality, mode: str) -> None:
-    where = f"sample columns of modalities[{m.name!r}] ({Path(m.source).name})"
-    if mode == "none":
-        index = pd.Index(m.samples)
-        if not index.is_unique:
-            dups = index[index.duplicated()].unique()
-            raise InvalidInputError(
-                f"{where} must be unique with `barcodes='none'`; repeated patient(s) {describe_examples(dups)}."
-            )
-        m.patients = list(m.samples)
-        m.sample_types = [""] * len(m.samples)
-        return
-    table = select_primary_samples(m.samples, field=where)
-    keep = table["selected"].to_numpy()
-    m.dropped_samples = [s for s, k in zip(m.samples, keep) if not k]
-    m.values = m.values[:, keep]
-    m.patients = table["patient_barcode"].to_numpy()[keep].tolist()
-    m.sample_types = table["sample_type"].to_numpy()[keep].tolist()
-    m.samples = [s for s, k in zip(m.samples, keep) if k]
-
-
-# ---------------------------------------------------------------------- genes
-
-
-# ---------------------------------------------------------------------- survival
-
-
-# ---------------------------------------------------------------------- summary
-
-
-def _summary(
-    mods: list[_Modality],
-    mode: str,
-    scales: Mapping[str, str],
-    duplicate_features: str,
-    obs: pd.DataFrame,
-    rna_key: str | None,
-    survival_info: dict,
-) -> dict:
-    per_mod = {}
-    for m in mods:
-        n_missing = int(np.isnan(m.values).sum())
-        per_mod[m.name] = {
-            "source": m.source,
-            "scale": scales.get(m.name, ""),
-            "n_samples": m.n_samples_in_file,
-            "n_patients": len(m.patients),
-            "n_features_in_file": m.n_features_in_file,
-            "n_features": len(m.var),
-            "gene_level": bool(m.gene_level),
-            "n_mapped": m.n_mapped,
-            "n_located": m.n_located,
-            "n_unmapped": len(m.unmapped),
-            "unmapped_examples": np.asarray(m.unmapped[:10], dtype=object),
-            "duplicate_features": duplicate_features,
-            "n_duplicate_groups": m.n_duplicate_groups,
-            "n_duplicated_features": m.n_duplicated_features,
-            "dropped_samples": np.asarray(m.dropped_samples, dtype=object),
-            "n_normal_samples_kept": int(sum(t in NORMAL_SAMPLE_TYPES for t in m.sample_types)),
-            "n_missing_values": n_missing,
-            "feature_type": m.feature_type,
-            "n_without_symbol": len(m.without_symbol),
-            "without_symbol_examples": np.asarray(m.without_symbol[:10], dtype=object),
-            "n_repaired": len(m.repaired),
-            "repaired_examples": np.asarray(m.repaired[:10], dtype=object),
-            "n_aliased": len(m.aliased),
-            "aliased_examples": np.asarray(m.aliased[:10], dtype=object),
-            "binarized": bool(m.binarized),
-            "probe_aggregation": m.probe_info.get("level", "none"),
-        }
-    rna_patients = set(next((m.patients for m in mods if m.name == rna_key), []))
-    summary = {
-        "barcodes": mode,
-        "rna_key": rna_key or "",
-        "n_patients": len(obs),
-        "n_patients_without_rna": len(obs) - len(rna_patients) if rna_key is not None else len(obs),
-        "modalities": per_mod,
-    }
-    summary.update(survival_info)
-    return summary
-
-
-def _log_summary(mods: list[_Modality], summary: dict) -> None:
-    logger.info(
-        "read_xena: %d patient(s) over %d modalities (barcodes=%r).",
-        summary["n_patients"],
-        len(mods),
-        summary["barcodes"],
-    )
-    for m in mods:
-        s = summary["modalities"][m.name]
-        logger.info(
-            "read_xena: %r: %d sample(s) -> %d patient(s), %d feature(s)%s.",
-            m.name,
-            s["n_samples"],
-            s["n_patients"],
-            s["n_features"],
-            f", {s['n_mapped']} mapped to genes ({s['n_located']} with a position)"
-            if m.gene_level
-            else ", not gene-level",
-        )
-        if s["dropped_samples"].size:
-            logger.info(
-                "read_xena: %r: dropped %d extra sample(s) of repeated patients (kept the preferred sample type): %s.",
-                m.name,
-                s["dropped_samples"].size,
-                describe_examples(s["dropped_samples"]),
-            )
-        if s["n_normal_samples_kept"]:
-            logger.warning(
-                "read_xena: %r: %d patient(s) are represented by a normal-tissue sample (no tumour sample in the file).",
-                m.name,
-                s["n_normal_samples_kept"],
-            )
-        if s["n_unmapped"]:
-            logger.info(
-                "read_xena: %r: %d feature(s) not mapped to a gene, e.g. %s.",
-                m.name,
-                s["n_unmapped"],
-                describe_examples(m.unmapped),
-            )
-        if s["n_without_symbol"]:
-            logger.info(
-                "read_xena: %r: %d feature(s) with an empty gene symbol (e.g. %s); not counted as unmapped.",
-                m.name,
-                s["n_without_symbol"],
-                describe_examples(m.without_symbol, limit=3),
-            )
-        if s["n_repaired"] or s["n_aliased"]:
-            logger.info(
-                "read_xena: %r: %d R-mangled symbol(s) repaired (e.g. %s) and %d mapped through `gene_aliases`.",
-                m.name,
-                s["n_repaired"],
-                describe_examples(m.repaired, limit=3) if m.repaired else "none",
-                s["n_aliased"],
-            )
-        if s["n_duplicated_features"]:
-            action = {
-                "keep": "kept apart with unique names",
-                "mean": "averaged",
-                "first": "reduced to the first",
-            }[s["duplicate_features"]]
-            logger.info(
-                "read_xena: %r: %d feature(s) in %d duplicate group(s) %s.",
-                m.name,
-                s["n_duplicated_features"],
-                s["n_duplicate_groups"],
-                action,
-            )
-        if s["n_missing_values"]:
-            logger.warning("read_xena: %r holds %d missing value(s) (NaN).", m.name, s["n_missing_values"])
-    if summary["rna_key"] and summary["n_patients_without_rna"]:
-        logger.info("read_xena: %d patient(s) have no RNA.", summary["n_patients_without_rna"])

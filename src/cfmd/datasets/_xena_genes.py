@@ -21,7 +21,7 @@ from ._reference import gene_annotation, geneformer_gene_name_id
 from ._symbols import repair_r_symbol
 
 if TYPE_CHECKING:
-    from ._xena import _Modality
+    from ._xena_matrix import _Modality
 
 
 #: Fraction of a modality's features that must map to genes for ``gene_level="auto"`` to call it gene-level.

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from .._layout import LatentLayout
-from .._validation import InvalidInputError, check_finite, check_numeric, describe_examples
+from .._validation import (
+    InvalidInputError,
+    check_finite,
+    check_latent_matrix,
+    check_names,
+    check_numeric,
+    describe_examples,
+)
 
 __all__ = ["default_macro_slices", "multivariate_r2", "pearson_r", "slice_metrics"]
 
@@ -66,36 +73,16 @@ def _check_rows(n_rows: int, field: str) -> None:
 
 def _check_latent(x, layout: LatentLayout, field: str) -> np.ndarray:
     """A latent matrix of the layout's width, numeric, with no NaN rows (the error counts them)."""
-    arr = x.to_numpy() if isinstance(x, pd.DataFrame) else np.asarray(x)
-    check_numeric(arr, field)
-    if arr.ndim != 2:
-        raise InvalidInputError(
-            f"{field} must be a 2-dimensional (patients x latent dimensions) array; got {arr.shape}."
-        )
-    layout.check_width(arr.shape[1], field=field)
-    arr = arr.astype(float, copy=False)
-    bad_rows = ~np.isfinite(arr).all(axis=1)
-    if bad_rows.any():
-        raise InvalidInputError(
-            f"{field} has {int(bad_rows.sum())} of {arr.shape[0]} row(s) with NaN or infinite values "
-            f"(rows {describe_examples(np.flatnonzero(bad_rows).tolist())}). Metrics are computed only on patients "
-            "whose latent is observed: select those rows before calling."
-        )
-    return arr
+    return check_latent_matrix(
+        x,
+        field,
+        check_width=lambda width: layout.check_width(width, field=field),
+        missing_hint="metrics are computed only on patients whose latent is observed: select those rows first.",
+    )
 
 
 def _resolve_slices(layout: LatentLayout, slices: str | Iterable[str] | None, field: str) -> list[str]:
-    if slices is None:
-        return layout.names
-    names = [slices] if isinstance(slices, str) else list(slices)
-    unknown = [n for n in names if n not in layout]
-    if unknown:
-        raise InvalidInputError(
-            f"`{field}` names slice(s) {describe_examples(unknown)} that the layout lacks; slices: {layout.names}."
-        )
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"`{field}` lists a slice more than once: {names}.")
-    return names
+    return layout.names if slices is None else check_names(slices, field, layout.names, what="slice")
 
 
 def default_macro_slices(layout: LatentLayout) -> list[str]:

@@ -14,9 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from .._validation import InvalidInputError, check_numeric, check_positive_int, describe_examples
+from .._validation import (
+    InvalidInputError,
+    check_latent_matrix,
+    check_positive_int,
+    check_positive_number,
+    describe_examples,
+)
 from ._bootstrap import _check_labels
 from ._concordance import _check_time_event, _has_comparable_pair, harrell_c
 
@@ -27,22 +32,13 @@ __all__ = ["MIN_VALIDATION_EVENTS", "SurvivalHead"]
 
 
 def _check_latent_matrix(latent, field: str, n_cols: int | None = None) -> np.ndarray:
-    arr = latent.to_numpy() if isinstance(latent, pd.DataFrame) else np.asarray(latent)
-    check_numeric(arr, field)
-    if arr.ndim != 2:
-        raise InvalidInputError(f"{field} must be 2-dimensional (patients x latent dimensions); got shape {arr.shape}.")
-    if n_cols is not None and arr.shape[1] != n_cols:
-        raise InvalidInputError(
-            f"{field} has {arr.shape[1]} dimensions but the survival head was trained on {n_cols}-d latents."
-        )
-    arr = arr.astype(float, copy=False)
-    bad_rows = ~np.isfinite(arr).all(axis=1)
-    if bad_rows.any():
-        raise InvalidInputError(
-            f"{field} has {int(bad_rows.sum())} row(s) with NaN or infinite values "
-            f"(rows {describe_examples(np.flatnonzero(bad_rows).tolist())}); pass only patients with a latent."
-        )
-    return arr
+    def check_width(width: int) -> None:
+        if n_cols is not None and width != n_cols:
+            raise InvalidInputError(
+                f"{field} has {width} dimensions but the survival head was trained on {n_cols}-d latents."
+            )
+
+    return check_latent_matrix(latent, field, check_width=check_width, missing_hint="pass only patients with a latent.")
 
 
 def _cancer_labels(cancer_type, n: int, field: str) -> np.ndarray:
@@ -122,13 +118,7 @@ class SurvivalHead:
         inner_cv: int = 5,
         min_validation_events: int = MIN_VALIDATION_EVENTS,
     ):
-        if alpha is not None:
-            try:
-                alpha = float(alpha)
-            except (TypeError, ValueError):
-                raise InvalidInputError(f"`alpha` must be a positive number or None; got {alpha!r}.") from None
-            if not (np.isfinite(alpha) and alpha > 0):
-                raise InvalidInputError(f"`alpha` must be a positive number or None; got {alpha!r}.")
+        alpha = check_positive_number(alpha, "alpha", allow_none=True)
         try:
             l1_ratio = float(l1_ratio)
             alpha_min_ratio = float(alpha_min_ratio)

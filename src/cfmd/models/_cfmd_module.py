@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -59,6 +60,29 @@ def check_rmd_kwargs(rmd_kwargs, methylation_decoder: str) -> dict:
     return dict(rmd_kwargs)
 
 
+@dataclass(frozen=True)
+class Student:
+    """One student network of :class:`CFMDModule`: what it writes, where it lives and what it reads.
+
+    Attributes
+    ----------
+    strategy
+        The layout strategy whose slices it writes (``"rna"``, ``"geneformer"``, ``"esm"``,
+        ``"regional_methylation"``).
+    attribute
+        The module attribute holding its network (also the prefix of its parameters in a saved state dict).
+    source
+        Its input: ``"rna_signature"`` (standardised expression of ``rna_head_genes``), ``"geneformer"``
+        (standardised Geneformer embedding), ``"fingerprint"`` (standardised structural fingerprint), ``"rna"``
+        (standardised expression of every gene; a switched-off teacher's fill) or ``"tme_genes"`` (standardised
+        expression of the TME genes).
+    """
+
+    strategy: str
+    attribute: str
+    source: str
+
+
 class CFMDModule(LatentImputerModule):
     """Complementary Foundation Model Distillation into a structured latent (paper, Section 3).
 
@@ -76,8 +100,10 @@ class CFMDModule(LatentImputerModule):
 
     With a teacher switched off (``use_geneformer=False`` / ``use_esm=False``) its slices are filled by a
     projector of the same shape fed with the standardised RNA expression (``ablation_fill="rna"``) or stay
-    zero (``"zero"``). ``architecture="shared_trunk"`` replaces the isolated students by one dense MLP over all
-    inputs (the ablation without gradient isolation).
+    zero (``"zero"``). The students built are recorded, in the order they run, in :attr:`students`
+    (:class:`Student` records; the forward pass runs exactly these). ``architecture="shared_trunk"`` replaces the
+    isolated students by one dense MLP over all inputs (:class:`~cfmd.models.nn.SharedTrunkImputer`, the ablation
+    without gradient isolation; :attr:`students` is then empty).
 
     Parameters
     ----------
@@ -170,29 +196,37 @@ class CFMDModule(LatentImputerModule):
             if use_esm and d_e:
                 inputs["fingerprint"] = d_e
             self.trunk = SharedTrunkImputer(layout, inputs, d_hidden=d_hidden, dropout=dropout)
+            self.students = ()
             return
 
         self.scatter = ScatterAssignment(self._effective_layout())
+        # the students, in the order they are built and run (the order fixes the random initialisation and the
+        # dropout draws); each is a submodule under the attribute named by its Student (its state-dict prefix)
+        students: list[Student] = []
         if width("rna"):
             self.rna_head = nn.Linear(len(rna_head_genes), width("rna"))
-        if width("geneformer"):
+            students.append(Student("rna", "rna_head", "rna_signature"))
+        if width("geneformer") and (use_geneformer or ablation_fill == "rna"):
             d_in = d_geneformer if use_geneformer else n_genes
-            if use_geneformer or ablation_fill == "rna":
-                self.projector_geneformer = Projector(d_in, width("geneformer"), d_hidden=d_hidden, dropout=dropout)
-        if width("esm"):
+            self.projector_geneformer = Projector(d_in, width("geneformer"), d_hidden=d_hidden, dropout=dropout)
+            students.append(Student("geneformer", "projector_geneformer", "geneformer" if use_geneformer else "rna"))
+        if width("esm") and (use_esm or ablation_fill == "rna"):
             d_in = d_e if use_esm else n_genes
-            if use_esm or ablation_fill == "rna":
-                self.projector_esm = Projector(d_in, width("esm"), d_hidden=d_hidden, dropout=dropout)
+            self.projector_esm = Projector(d_in, width("esm"), d_hidden=d_hidden, dropout=dropout)
+            students.append(Student("esm", "projector_esm", "fingerprint" if use_esm else "rna"))
         if width("regional_methylation"):
             kwargs = {"dropout": dropout, **check_rmd_kwargs(rmd_kwargs, methylation_decoder)}
             if methylation_decoder == "regional":
                 self.regional_methylation_decoder = RegionalMethylationDecoder(
                     np.asarray(tme_chromosomes), d_out=width("regional_methylation"), **kwargs
                 )
+                students.append(Student("regional_methylation", "regional_methylation_decoder", "tme_genes"))
             else:
                 self.pointwise_methylation_mlp = PointwiseMethylationMLP(
                     np.asarray(tme_chromosomes), d_out=width("regional_methylation"), **kwargs
                 )
+                students.append(Student("regional_methylation", "pointwise_methylation_mlp", "tme_genes"))
+        self.students: tuple[Student, ...] = tuple(students)
 
     def _effective_layout(self) -> LatentLayout:
         """The layout with ablated-to-zero slices marked ``zero`` (so scatter assignment leaves them at 0)."""
@@ -208,6 +242,17 @@ class CFMDModule(LatentImputerModule):
     def assignment(self) -> ScatterAssignment:
         """The scatter assignment that places predictions into the latent."""
         return self.trunk.scatter if self.architecture == "shared_trunk" else self.scatter
+
+    def student_network(self, student: Student) -> nn.Module:
+        """The submodule of ``student`` (one of :attr:`students`)."""
+        return self.get_submodule(student.attribute)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch to a regional methylation decoder (its per-epoch positional shuffling)."""
+        for student in self.students:
+            network = self.student_network(student)
+            if isinstance(network, RegionalMethylationDecoder):
+                network.set_epoch(epoch)
 
     # ------------------------------------------------------------------ inputs
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
@@ -267,22 +312,25 @@ class CFMDModule(LatentImputerModule):
                 inputs["fingerprint"] = fingerprint
             return {"z": self.trunk(inputs), "hidden": hidden, **extras}
 
-        if hasattr(self, "rna_head"):
-            out.update(self._split_output(self.rna_head(standardised[:, self.rna_head_genes]), "rna"))
-        if hasattr(self, "projector_geneformer"):
-            source = gf if self.use_geneformer else standardised
-            pred, hidden["geneformer"] = self.projector_geneformer(source)
-            out.update(self._split_output(pred, "geneformer"))
-        if hasattr(self, "projector_esm"):
-            source = fingerprint if self.use_esm else standardised
-            pred, hidden["esm"] = self.projector_esm(source)
-            out.update(self._split_output(pred, "esm"))
         if masked_chromosomes is None:
             masked_chromosomes = self.masked_chromosomes
-        for name in ("regional_methylation_decoder", "pointwise_methylation_mlp"):
-            if hasattr(self, name):
-                pred = getattr(self, name)(standardised[:, self.tme_genes], masked_chromosomes=masked_chromosomes)
-                out.update(self._split_output(pred, "regional_methylation"))
+        sources = {
+            "rna": standardised,
+            "rna_signature": standardised[:, self.rna_head_genes],
+            "tme_genes": standardised[:, self.tme_genes],
+            "geneformer": gf,
+            "fingerprint": fingerprint,
+        }
+        for student in self.students:
+            network = self.student_network(student)
+            source = sources[student.source]
+            if student.strategy == "regional_methylation":
+                pred = network(source, masked_chromosomes=masked_chromosomes)
+            elif student.strategy == "rna":
+                pred = network(source)
+            else:  # the teachers' projectors also return their penultimate layer (for the orthogonality loss)
+                pred, hidden[student.strategy] = network(source)
+            out.update(self._split_output(pred, student.strategy))
         out = {name: value for name, value in out.items() if name in self.scatter.assigned_slices}
         return {"z": self.scatter(out), "hidden": hidden, **extras}
 

@@ -46,7 +46,7 @@ class ImputerTrainingPlan(TrainingPlan):
     Parameters
     ----------
     module
-        The imputer's module.
+        The imputer's module (a :class:`~cfmd.models._latent_imputer_module.LatentImputerModule`).
     warmup_epochs
         Epochs of linear learning-rate warm-up before the cosine schedule.
     **kwargs
@@ -75,10 +75,8 @@ class ImputerTrainingPlan(TrainingPlan):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def on_train_epoch_start(self) -> None:
-        """Tell a regional decoder the epoch (for per-epoch positional shuffling)."""
-        decoder = getattr(self.module, "regional_methylation_decoder", None)
-        if decoder is not None:
-            decoder.set_epoch(self.current_epoch)
+        """Tell the module the epoch (a regional decoder's per-epoch positional shuffling)."""
+        self.module.set_epoch(self.current_epoch)
 
 
 class RestoreBestState(pl.Callback):

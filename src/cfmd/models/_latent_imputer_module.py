@@ -51,6 +51,9 @@ class LatentImputerModule(BaseModuleClass):
         """Slices the module writes (the others stay exactly 0)."""
         return list(self.assignment.assigned_slices)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training plan at the start of each epoch; modules with per-epoch behaviour override it."""
+
     def log_expression(self, x: torch.Tensor) -> torch.Tensor:
         """log1p(counts per 10k) for counts; the values as given for log2 / z-scored input."""
         return log_normalise(x, self.rna_scale)

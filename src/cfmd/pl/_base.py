@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._docs import doc_params
-from .._validation import InvalidInputError, describe_examples
+from .._validation import InvalidInputError, check_positive_number, describe_examples
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -38,10 +38,12 @@ __all__ = [
     "PLOT_RETURNS",
     "PlotOptions",
     "categorical_palette",
+    "axis_limits",
     "ci_columns",
     "doc_params",
     "error_extent",
     "finish",
+    "number_pair",
     "numeric_column",
     "open_canvas",
     "plot_options",
@@ -151,19 +153,12 @@ def plot_options(
             if len(axes) != n_panels or not all(isinstance(a, Axes) for a in axes):
                 raise InvalidInputError(f"`ax` must hold exactly {n_panels} matplotlib Axes; got {len(axes)} item(s).")
     if figsize is not None:
-        try:
-            size = tuple(float(v) for v in figsize)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"`figsize` must be (width, height) in inches; got {figsize!r}.") from None
-        if len(size) != 2 or not all(np.isfinite(v) and v > 0 for v in size):
-            raise InvalidInputError(
-                f"`figsize` must be two positive numbers (width, height) in inches; got {figsize!r}."
-            )
+        expected = "two positive numbers (width, height) in inches"
+        size = number_pair(figsize, "figsize", expected)
+        if not all(v > 0 for v in size):
+            raise InvalidInputError(f"`figsize` must be {expected}; got {figsize!r}.")
         figsize = size
-    if dpi is not None:
-        if isinstance(dpi, bool) or not isinstance(dpi, int | float | np.number) or not dpi > 0:
-            raise InvalidInputError(f"`dpi` must be a positive number or None; got {dpi!r}.")
-        dpi = float(dpi)
+    dpi = check_positive_number(dpi, "dpi", allow_none=True)
     if not isinstance(return_fig, bool | np.bool_):
         raise InvalidInputError(f"`return_fig` must be True or False; got {return_fig!r}.")
     path = None
@@ -346,24 +341,56 @@ def numeric_column(table: pd.DataFrame, column: str, where: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def ci_columns(table: pd.DataFrame, metric: str, where: str, *, required: bool = False) -> tuple[str, str] | None:
-    """Names of the lower/upper confidence-bound columns of ``metric``.
+def number_pair(value, field: str, expected: str) -> tuple[float, float]:
+    """``value`` as two finite floats, else an :class:`~cfmd._validation.InvalidInputError` naming ``field``.
 
-    Accepts ``{metric}_low``/``{metric}_high`` (cfmd's one naming of interval bounds) and the deprecated
-    ``{metric}_ci_low``/``{metric}_ci_high`` (what :func:`cfmd.metrics.bootstrap_slice_metrics` also writes for one
-    release). Returns ``None`` when neither pair is present, unless
-    ``required``.
+    ``expected`` says what the pair is, e.g. ``"(low, high) with low < high"``.
     """
-    for low, high in ((f"{metric}_low", f"{metric}_high"), (f"{metric}_ci_low", f"{metric}_ci_high")):
-        if low in table.columns and high in table.columns:
-            return low, high
-        if low in table.columns or high in table.columns:
-            missing = high if low in table.columns else low
-            raise InvalidInputError(f"{where} lacks column {missing!r} (the other bound of the confidence interval).")
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"`{field}` must be {expected}; got {value!r}.") from None
+    if len(pair) != 2 or not all(np.isfinite(pair)):
+        raise InvalidInputError(f"`{field}` must be {expected}; got {value!r}.")
+    return pair
+
+
+def axis_limits(value, field: str) -> tuple[float, float] | None:
+    """Axis limits ``(low, high)``: two finite numbers with ``low < high``, or ``None``."""
+    if value is None:
+        return None
+    expected = "(low, high): two finite numbers with low < high"
+    low, high = number_pair(value, field, expected)
+    if not low < high:
+        raise InvalidInputError(f"`{field}` must be {expected}; got {value!r}.")
+    return low, high
+
+
+def ci_columns(table: pd.DataFrame, metric: str, where: str, *, required: bool = False) -> tuple[str, str] | None:
+    """Names of the lower/upper confidence-bound columns of ``metric``: ``{metric}_low``/``{metric}_high``.
+
+    The one naming of interval bounds that ``tl`` and :mod:`cfmd.metrics` write. The deprecated
+    ``{metric}_ci_low``/``{metric}_ci_high`` copies (still written for one release) are not read: a table holding only
+    them is an :class:`~cfmd._validation.InvalidInputError` that says which columns to rename. Returns ``None`` when
+    neither bound is present, unless ``required``.
+    """
+    low, high = f"{metric}_low", f"{metric}_high"
+    if low in table.columns and high in table.columns:
+        return low, high
+    if low in table.columns or high in table.columns:
+        missing = high if low in table.columns else low
+        raise InvalidInputError(f"{where} lacks column {missing!r} (the other bound of the confidence interval).")
+    deprecated = [c for c in (f"{metric}_ci_low", f"{metric}_ci_high") if c in table.columns]
+    if deprecated:
+        raise InvalidInputError(
+            f"{where} has the deprecated interval column(s) {deprecated} but not {low!r}/{high!r}, the names cfmd.pl "
+            f"reads; rename them (e.g. table.rename(columns={{'{metric}_ci_low': '{low}', '{metric}_ci_high': "
+            f"'{high}'}}))."
+        )
     if required:
         raise InvalidInputError(
-            f"{where} lacks column(s) '{metric}_low', '{metric}_high' (confidence bounds; "
-            f"'{metric}_ci_low'/'{metric}_ci_high' are accepted too); it has {describe_examples(list(table.columns), limit=12)}."
+            f"{where} lacks column(s) {low!r}, {high!r} (confidence bounds); it has "
+            f"{describe_examples(list(table.columns), limit=12)}."
         )
     return None
 

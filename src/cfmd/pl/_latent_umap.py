@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._constants import DEFAULT_LATENT_KEY
 from .._logging import logger
-from .._validation import InvalidInputError, check_obs_columns, check_obsm, describe_examples
+from .._validation import InvalidInputError, check_obs_columns, check_obsm, check_positive_number, describe_examples
 from ._base import (
     NA_COLOR,
     OKABE_ITO,
@@ -206,8 +206,7 @@ def latent_umap(
         check_obs_columns(obs, [color], field="mdata.obs")
     if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer) or random_state < 0:
         raise InvalidInputError(f"`random_state` must be an integer >= 0; got {random_state!r}.")
-    if point_size is not None and (not isinstance(point_size, int | float | np.number) or not point_size > 0):
-        raise InvalidInputError(f"`point_size` must be a positive number or None; got {point_size!r}.")
+    point_size = check_positive_number(point_size, "point_size", allow_none=True)
     selected = _patient_mask(patients, obs)
     if not selected.any():
         raise InvalidInputError("`patients` selects no patient.")

@@ -129,8 +129,7 @@ def reconstruction_utility(
     ----------
     table
         One row per method with columns ``method``, ``latent_r2``, ``latent_r2_low``, ``latent_r2_high``,
-        ``c_index``, ``c_index_low``, ``c_index_high`` (``*_ci_low``/``*_ci_high`` are accepted for the bounds; NaN
-        allowed in the ``latent_r2`` columns); or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["table3"]``
+        ``c_index``, ``c_index_low``, ``c_index_high`` (NaN allowed in the ``latent_r2`` columns); or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["table3"]``
         (or ``.uns["cfmd_evaluation"]["summary"]``, written by :func:`~cfmd.tl.evaluate`).
         Methods other than the reference whose latent R^2 is NaN cannot be placed and are left out (logged).
     reference

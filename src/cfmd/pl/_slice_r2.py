@@ -15,6 +15,7 @@ from ._base import (
     MARKERS,
     PLOT_PARAMS,
     PLOT_RETURNS,
+    axis_limits,
     categorical_palette,
     ci_columns,
     doc_params,
@@ -79,8 +80,8 @@ def slice_r2(
     table
         The tidy metric table: columns ``slice``, ``kind`` (``"slice"``, ``"macro"`` or ``"full"``), ``r2``,
         optionally ``method`` (without it, the table is one method's and no legend is drawn), ``r2_low``/``r2_high``
-        (as :func:`cfmd.metrics.bootstrap_slice_metrics` writes them; the deprecated ``r2_ci_low``/``r2_ci_high`` are
-        read too; without them no intervals are drawn), ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high`` or ``*_ci_*``) and ``dims`` (shown in
+        (as :func:`cfmd.metrics.bootstrap_slice_metrics` writes them; without them no intervals are drawn),
+        ``pearson_r`` (with ``pearson_r_low``/``pearson_r_high``) and ``dims`` (shown in
         the tick labels). Or a MuData/AnnData holding it in ``.uns["cfmd_benchmark"]["slices"]`` (every method of
         :func:`cfmd.tl.benchmark`, averaged over seeds) or
         ``.uns["cfmd_evaluation"]["slices"]`` (see ``key``).
@@ -130,13 +131,7 @@ def slice_r2(
         raise InvalidInputError(f"`show_pearson` must be True or False; got {show_pearson!r}.")
     if layout is not None and not isinstance(layout, LatentLayout):
         raise InvalidInputError(f"`layout` must be a cfmd.LatentLayout or None; got {type(layout).__name__}.")
-    if ylim is not None:
-        try:
-            ylim = tuple(float(v) for v in ylim)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"`ylim` must be (bottom, top); got {ylim!r}.") from None
-        if len(ylim) != 2 or not ylim[0] < ylim[1]:
-            raise InvalidInputError(f"`ylim` must be (bottom, top) with bottom < top; got {ylim!r}.")
+    ylim = axis_limits(ylim, "ylim")
     table, _, where = resolve_table(
         table, uns_keys=[("cfmd_benchmark", "slices"), ("cfmd_evaluation", "slices")], field="table", key=key
     )

@@ -13,6 +13,7 @@ from ._base import (
     OKABE_ITO,
     PLOT_OPTIONS,
     PLOT_RETURNS,
+    axis_limits,
     doc_params,
     finish,
     numeric_column,
@@ -110,11 +111,7 @@ def slice_semantics(
     columns = sorted({c for _, bars in _PANELS for c, _, _ in bars})
     require_columns(table, ["slice", *columns], where)
     values = {c: numeric_column(table, c, where) for c in columns}
-    if ylim is not None:
-        from .._validation import InvalidInputError
-
-        if len(ylim) != 2 or not all(np.isfinite(v) for v in ylim) or ylim[0] >= ylim[1]:
-            raise InvalidInputError(f"`ylim` must be (low, high) with low < high; got {ylim!r}.")
+    ylim = axis_limits(ylim, "ylim")
     names = table["slice"].astype(str).tolist()
     if "passes" in table.columns:
         names = [n if bool(p) else f"{n} *" for n, p in zip(names, table["passes"])]

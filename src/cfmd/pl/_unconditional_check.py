@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._validation import InvalidInputError
+from .._validation import check_positive_number
 from ._base import (
     NA_COLOR,
     OKABE_ITO,
@@ -90,8 +90,7 @@ def unconditional_check(
     )  # fmt: skip
     n_rows, n_cols = len(chosen_bases), len(chosen_models)
     options = plot_options(ax=ax, figsize=figsize, dpi=dpi, return_fig=return_fig, save=save, n_panels=n_rows * n_cols)
-    if not isinstance(point_size, int | float) or isinstance(point_size, bool) or not point_size > 0:
-        raise InvalidInputError(f"`point_size` must be a positive number; got {point_size!r}.")
+    point_size = check_positive_number(point_size, "point_size")
     x, y = numeric_column(table, "x", where), numeric_column(table, "y", where)
     summary = entry.get("summary") if entry is not None else None
 

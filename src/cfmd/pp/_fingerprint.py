@@ -12,7 +12,7 @@ from .._docs import DOC_COPY, doc_params
 from .._expression import fingerprint_log_expression
 from .._logging import logger
 from .._transaction import unchanged_on_error
-from .._validation import InvalidInputError, check_not_view, describe_examples, get_matrix
+from .._validation import InvalidInputError, check_not_view, check_positive_number, describe_examples, get_matrix
 from ._tokenize import _check_expression, _check_key, _resolve_scale
 
 __all__ = ["structural_fingerprint"]
@@ -96,12 +96,7 @@ def structural_fingerprint(
         if not isinstance(adata, AnnData):
             raise InvalidInputError(f"`adata` must be an AnnData object; got {type(adata).__name__}.")
         _check_key(key_added, "key_added")
-        try:
-            tau = float(tau)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"`tau` must be a positive number; got {tau!r}.") from None
-        if not (np.isfinite(tau) and tau > 0):
-            raise InvalidInputError(f"`tau` must be a positive, finite number; got {tau}.")
+        tau = check_positive_number(tau, "tau")
         if embedding_key not in adata.varm:
             raise InvalidInputError(
                 f"adata.varm has no key {embedding_key!r}; available: {describe_examples(list(adata.varm.keys()))}. "

@@ -26,6 +26,7 @@ from .._validation import (
     check_nonempty,
     check_not_view,
     check_positive_int,
+    check_positive_number,
     describe_examples,
     get_matrix,
 )
@@ -162,12 +163,7 @@ def tokenize(
         if model_input_size is None:
             model_input_size = int(settings["model_input_size"])
         model_input_size = check_positive_int(model_input_size, "model_input_size", minimum=3 if special else 1)
-        try:
-            target_sum = float(target_sum)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum!r}.") from None
-        if not (np.isfinite(target_sum) and target_sum > 0):
-            raise InvalidInputError(f"`target_sum` must be a positive number; got {target_sum}.")
+        target_sum = check_positive_number(target_sum, "target_sum")
 
         field = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
         X = get_matrix(adata, layer, field="adata")

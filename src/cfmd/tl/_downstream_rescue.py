@@ -21,6 +21,7 @@ from .._transaction import unchanged_on_error
 from .._utils import copy_mudata
 from .._validation import (
     InvalidInputError,
+    check_names,
     check_not_view,
     check_obs_columns,
     check_obsm,
@@ -29,9 +30,6 @@ from .._validation import (
 )
 from ..metrics import (
     MIN_EVENTS_TO_SCORE,
-    SurvivalHead,
-    bonferroni,
-    bootstrap_p_value,
     concordance_index,
     harrell_c,
     make_strata,
@@ -39,6 +37,19 @@ from ..metrics import (
     percentile_interval,
     resampled_statistic,
     stratified_bootstrap_indices,
+)
+from ._downstream_patterns import _patterns, _slice_owners, pattern_label
+from ._downstream_predictors import _Classifier, _SurvivalModel
+from ._downstream_rescue_tables import (
+    _classification_counts,
+    _comparisons,
+    _per_cancer_classification,
+    _per_cancer_survival,
+    _point_classification,
+    _row,
+    _ScoreCache,
+    _scores_from_counts,
+    _table2,
 )
 from ._evaluate import _check_bool, _check_seed, check_ci, survival_data
 from ._methods import MethodContext, get_method
@@ -60,204 +71,6 @@ RESCUE_SURVIVAL_MODELS = ("cox_head", "random_survival_forest")
 RESCUE_CONDITIONS = ("full", "ablation", "imputed", "cancer_type_only")
 #: Metrics of each task.
 TASK_METRICS = {"classification": ("f1", "balanced_accuracy"), "survival": ("c_index",)}
-
-
-# ---------------------------------------------------------------------------------------------- downstream models
-def _one_hot(cancer: np.ndarray, types: Sequence[str]) -> np.ndarray:
-    known = {c: k for k, c in enumerate(types)}
-    out = np.zeros((len(cancer), len(types)))
-    out[np.arange(len(cancer)), [known[c] for c in cancer]] = 1.0
-    return out
-
-
-class _Classifier:
-    """A frozen classifier on ``[latent, one-hot cancer type]`` (or on cancer type alone)."""
-
-    def __init__(self, kind: str, *, n_estimators: int, seed: int, cancer_types: Sequence[str], with_latent: bool,
-                 with_cancer: bool):  # fmt: skip
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        if kind == "random_forest":
-            self.model = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
-        else:
-            self.model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
-        self.cancer_types, self.with_latent, self.with_cancer = list(cancer_types), with_latent, with_cancer
-
-    def _design(self, latent, cancer):
-        parts = [latent] if self.with_latent else []
-        if self.with_cancer:
-            parts.append(_one_hot(cancer, self.cancer_types))
-        return np.hstack(parts)
-
-    def fit(self, latent, cancer, label):
-        self.model.fit(self._design(latent, cancer), label)
-        return self
-
-    def predict(self, latent, cancer):
-        return self.model.predict(self._design(latent, cancer))
-
-
-class _SurvivalModel:
-    """A frozen survival model: :class:`~cfmd.metrics.SurvivalHead` or a random survival forest.
-
-    The forest's risk is its predicted cumulative hazard summed over the training event times (higher = shorter
-    survival).
-    """
-
-    def __init__(self, kind: str, *, n_estimators: int, seed: int, cancer_types: Sequence[str], with_latent: bool):
-        self.kind, self.n_estimators, self.seed = kind, n_estimators, seed
-        self.cancer_types, self.with_latent = list(cancer_types), with_latent
-
-    def _width(self, latent):
-        return latent if self.with_latent else latent[:, :0]
-
-    def fit(self, latent, time, event, cancer, validation):
-        if self.kind == "cox_head":
-            val_latent, val_time, val_event, val_cancer = validation
-            with warnings.catch_warnings():
-                if not self.with_latent:  # a cancer-type-only head has no latent to select, by design
-                    warnings.filterwarnings("ignore", message="SurvivalHead selected no latent feature")
-                    warnings.filterwarnings("ignore", message="SurvivalHead \\(Cox model\\): all coefficients")
-                self.model = SurvivalHead().fit(
-                    self._width(latent), time, event, cancer,
-                    validation=(self._width(val_latent), val_time, val_event, val_cancer),
-                )  # fmt: skip
-            return self
-        from sksurv.ensemble import RandomSurvivalForest
-        from sksurv.util import Surv
-
-        self.model = RandomSurvivalForest(
-            n_estimators=self.n_estimators, min_samples_leaf=3, max_features="sqrt", random_state=self.seed, n_jobs=1
-        )
-        self.model.fit(self._design(latent, cancer), Surv.from_arrays(event=event, time=time))
-        return self
-
-    def _design(self, latent, cancer):
-        return np.hstack([self._width(latent), _one_hot(cancer, self.cancer_types)])
-
-    def predict_risk(self, latent, cancer):
-        if self.kind == "cox_head":
-            return self.model.predict_risk(self._width(latent), cancer)
-        return self.model.predict(self._design(latent, cancer))
-
-
-# ---------------------------------------------------------------------------------------------- scores
-def _classification_counts(true: np.ndarray, pred: np.ndarray, n_classes: int, indices: np.ndarray) -> np.ndarray:
-    """``(n_boot, K, K)`` confusion matrices (rows: true class, columns: predicted) of every resample."""
-    n_boot = indices.shape[0]
-    cells = (np.arange(n_boot)[:, None] * n_classes + true[indices]) * n_classes + pred[indices]
-    counts = np.bincount(cells.ravel(), minlength=n_boot * n_classes * n_classes)
-    return counts.reshape(n_boot, n_classes, n_classes)
-
-
-def _scores_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Macro F1 and balanced accuracy of confusion matrices, as scikit-learn defines them.
-
-    Macro F1 averages ``2 TP / (support + predicted)`` over the classes that occur among the true or the predicted
-    labels (:func:`sklearn.metrics.f1_score`, ``average="macro"``); balanced accuracy averages the recall over the
-    classes that occur among the true labels (:func:`sklearn.metrics.balanced_accuracy_score`). The test suite checks
-    both against scikit-learn on resamples.
-    """
-    tp = np.diagonal(counts, axis1=1, axis2=2).astype(float)
-    support, predicted = counts.sum(axis=2).astype(float), counts.sum(axis=1).astype(float)
-    present = (support + predicted) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(present, 2 * tp / (support + predicted), 0.0).sum(1) / present.sum(1)
-        recall = np.where(support > 0, tp / support, 0.0).sum(1) / (support > 0).sum(1)
-    return {"f1": f1, "balanced_accuracy": recall}
-
-
-def _point_classification(true: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Macro F1 and balanced accuracy of one set of predictions (the formulas of :func:`_scores_from_counts`)."""
-    scores = _scores_from_counts(_classification_counts(true, pred, n_classes, np.arange(len(true))[None, :]))
-    return {metric: float(values[0]) for metric, values in scores.items()}
-
-
-class _ScoreCache:
-    """Bootstrap distributions computed once per distinct prediction (conditions often predict identically)."""
-
-    def __init__(self, compute):
-        self.compute, self.store = compute, {}
-
-    def __call__(self, values: np.ndarray):
-        key = np.ascontiguousarray(values).tobytes()
-        if key not in self.store:
-            self.store[key] = self.compute(values)
-        return self.store[key]
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-def _slice_owners(mdata, latent_key: str, layout: LatentLayout, slice_modalities) -> dict[str, str]:
-    if slice_modalities is None:
-        record = mdata.uns.get(latent_key, {})
-        slices = record.get("modality_slices") if isinstance(record, Mapping) else None
-        names = record.get("modality_names") if isinstance(record, Mapping) else None
-        if slices is None or names is None:
-            raise InvalidInputError(
-                f"mdata.uns[{latent_key!r}] does not record which modality owns which latent slice "
-                "('modality_slices' / 'modality_names', written by cfmd.tl.fit_latent); pass "
-                "`slice_modalities={slice: modality}`."
-            )
-        slice_modalities = {str(s): str(m) for s, m in zip(np.asarray(slices).ravel(), np.asarray(names).ravel())}
-    if not isinstance(slice_modalities, Mapping) or not slice_modalities:
-        raise InvalidInputError(
-            f"`slice_modalities` must map latent slices to the modalities owning them; got {slice_modalities!r}."
-        )
-    owners = {str(s): str(m) for s, m in slice_modalities.items()}
-    unknown = [s for s in owners if s not in layout]
-    if unknown:
-        raise InvalidInputError(
-            f"`slice_modalities` names slice(s) {describe_examples(unknown)} absent from the layout of "
-            f".obsm[{latent_key!r}] (slices: {layout.names})."
-        )
-    return owners
-
-
-def _patterns(patterns, owners: Mapping[str, str]) -> list[tuple[str, ...]]:
-    modalities = list(dict.fromkeys(owners.values()))
-    if patterns is None:
-        out = [(m,) for m in modalities]
-        if len(modalities) > 1:
-            out.append(tuple(modalities))
-        return out
-    if isinstance(patterns, str) or not isinstance(patterns, Sequence) or not patterns:
-        raise InvalidInputError(
-            "`patterns` must be a non-empty list of missing-modality patterns, each a modality or a list of "
-            f"modalities (e.g. ['meth', 'cnv', ['meth', 'cnv']]); got {patterns!r}."
-        )
-    out = []
-    for pattern in patterns:
-        mods = (pattern,) if isinstance(pattern, str) else tuple(pattern)
-        unknown = [m for m in mods if m not in modalities]
-        if not mods or unknown:
-            raise InvalidInputError(
-                f"`patterns` entry {pattern!r} must name modalities that own latent slices: "
-                f"{describe_examples(modalities)}."
-            )
-        if len(set(mods)) != len(mods) or tuple(mods) in out:
-            raise InvalidInputError(f"`patterns` repeats a modality or a pattern: {pattern!r}.")
-        out.append(tuple(mods))
-    return out
-
-
-def _names(values, field: str, allowed: Sequence[str]) -> list[str]:
-    values = [values] if isinstance(values, str) else list(values or ())
-    unknown = [v for v in values if v not in allowed]
-    if unknown:
-        raise InvalidInputError(
-            f"`{field}` has unknown name(s) {describe_examples(unknown)}; available: {list(allowed)}."
-        )
-    if len(set(values)) != len(values):
-        raise InvalidInputError(f"`{field}` must not repeat a name; got {values}.")
-    return values
-
-
-def pattern_label(pattern: Sequence[str]) -> str:
-    """The name of a missing-modality pattern in the tables, e.g. ``"meth+cnv"``."""
-    return "+".join(pattern)
 
 
 # ---------------------------------------------------------------------------------------------- the tool
@@ -438,8 +251,8 @@ def _downstream_rescue(
         raise InvalidInputError(f"`seed` must be a non-negative integer; got {seed}.")
     if not isinstance(key_added, str) or not key_added:
         raise InvalidInputError(f"`key_added` must be a non-empty string; got {key_added!r}.")
-    classifiers = _names(classifiers, "classifiers", RESCUE_CLASSIFIERS) if label_key is not None else []
-    survival_models = _names(survival_models, "survival_models", RESCUE_SURVIVAL_MODELS)
+    classifiers = check_names(classifiers, "classifiers", RESCUE_CLASSIFIERS) if label_key is not None else []
+    survival_models = check_names(survival_models, "survival_models", RESCUE_SURVIVAL_MODELS)
     if not classifiers and not survival_models:
         raise InvalidInputError(
             "Nothing to score: give a `label_key` with `classifiers`, or `survival_models` (both are empty)."
@@ -716,98 +529,3 @@ def _run_imputers(mdata, imputers, *, rows, train_mean, layout, latent_key, spli
         context.max_epochs = max_epochs.get(name, 200) if isinstance(max_epochs, dict) else max_epochs
         out[name] = np.asarray(get_method(name).fit_predict(context), dtype=np.float64)
     return out
-
-
-def _row(task, model, metric, pattern, condition, value, low, high, n_patients, n_events) -> dict:
-    imputer = condition.split(":", 1)[1] if condition.startswith("imputed:") else ""
-    return {
-        "task": task, "model": model, "metric": metric, "pattern": pattern_label(pattern), "condition": condition,
-        "imputer": imputer, "value": float(value), "value_low": float(low), "value_high": float(high),
-        "n_patients": int(n_patients), "n_events": float(n_events),
-    }  # fmt: skip
-
-
-def _per_cancer_classification(kind, pattern, condition, true, pred, cancer, classes, is_cancer) -> list[dict]:
-    out = []
-    everyone = _classification_counts(true, pred, len(classes), np.arange(len(true))[None, :])[0]
-    for cancer_type in sorted(set(cancer)):
-        rows = cancer == cancer_type
-        if is_cancer:  # one true class per cancer type: that class's F1 and recall over all test patients
-            code = classes.index(cancer_type)
-            tp, support, predicted = everyone[code, code], everyone[code].sum(), everyone[:, code].sum()
-            values = {
-                "f1": 2 * tp / (support + predicted) if support + predicted else np.nan,
-                "balanced_accuracy": tp / support if support else np.nan,
-            }
-        else:
-            values = _point_classification(true[rows], pred[rows], len(classes))
-        for metric, value in values.items():
-            out.append({
-                "task": "classification", "model": kind, "metric": metric, "pattern": pattern_label(pattern),
-                "condition": condition, "cancer_type": cancer_type, "n_patients": int(rows.sum()), "n_events": np.nan,
-                "value": float(value),
-            })  # fmt: skip
-    return out
-
-
-def _per_cancer_survival(kind, pattern, condition, time, event, risk, cancer) -> list[dict]:
-    out = []
-    for cancer_type in sorted(set(cancer)):
-        rows = cancer == cancer_type
-        n_events = int(event[rows].sum())
-        value = harrell_c(time[rows], event[rows], risk[rows]) if n_events >= MIN_EVENTS_TO_SCORE else np.nan
-        out.append({
-            "task": "survival", "model": kind, "metric": "c_index", "pattern": pattern_label(pattern),
-            "condition": condition, "cancer_type": cancer_type, "n_patients": int(rows.sum()), "n_events": n_events,
-            "value": float(value),
-        })  # fmt: skip
-    return out
-
-
-def _comparisons(results: pd.DataFrame, distributions, imputers, ci) -> pd.DataFrame:
-    """Paired bootstrap differences: ablation - full, and imputed - ablation for each imputer."""
-    rows = []
-    keys = results[["task", "model", "metric", "pattern"]].drop_duplicates().itertuples(index=False)
-    point = results.set_index(["task", "model", "metric", "pattern", "condition"])["value"]
-    for task, model, metric, pattern in keys:
-        pairs = [("drop_from_ablation", "ablation", "full")]
-        pairs += [(f"gain_{name}", f"imputed:{name}", "ablation") for name in imputers]
-        for comparison, a, b in pairs:
-            diff = distributions[(task, model, metric, pattern, a)] - distributions[(task, model, metric, pattern, b)]
-            low, high = percentile_interval(diff, ci)
-            rows.append({
-                "task": task, "model": model, "metric": metric, "pattern": pattern, "comparison": comparison,
-                "delta": float(point[(task, model, metric, pattern, a)] - point[(task, model, metric, pattern, b)]),
-                "delta_low": low, "delta_high": high, "p_value": bootstrap_p_value(diff),
-            })  # fmt: skip
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
-    out["p_adjusted"] = np.nan
-    for _, group in out.groupby(["task", "model", "metric"], sort=False):
-        valid = group["p_value"].dropna()
-        if not valid.empty:
-            out.loc[valid.index, "p_adjusted"] = bonferroni(valid).to_numpy()
-    return out
-
-
-def _table2(results: pd.DataFrame, comparisons: pd.DataFrame, imputers) -> pd.DataFrame:
-    """Seed 004's Table 2: one row per task, model, metric and pattern; values and paired differences with CIs."""
-    rows = []
-    index = ["task", "model", "metric", "pattern"]
-    by_key = results.set_index(index + ["condition"])
-    deltas = comparisons.set_index(index + ["comparison"]) if not comparisons.empty else None
-    for key in results[index].drop_duplicates().itertuples(index=False):
-        row = dict(zip(index, key))
-        conditions = ["full", "ablation", "cancer_type_only"] + [f"imputed:{n}" for n in imputers]
-        for condition in conditions:
-            column = condition.replace("imputed:", "imputed_")
-            entry = by_key.loc[(*key, condition)]
-            row.update({column: entry["value"], f"{column}_low": entry["value_low"],
-                        f"{column}_high": entry["value_high"]})  # fmt: skip
-        for comparison in ["drop_from_ablation"] + [f"gain_{n}" for n in imputers]:
-            entry = deltas.loc[(*key, comparison)]
-            row.update({comparison: entry["delta"], f"{comparison}_low": entry["delta_low"],
-                        f"{comparison}_high": entry["delta_high"]})  # fmt: skip
-        rows.append(row)
-    return pd.DataFrame(rows)
