@@ -265,6 +265,11 @@ def test_figure_draws_one_panel_per_model_and_one_bar_per_condition_and_pattern(
     results = mdata.uns["cfmd_downstream_rescue"]["results"]
     full = rows_of(results, model="cox_head", condition="full", pattern="meth")["value"].iloc[0]
     assert survival.patches[0].get_height() == pytest.approx(full)
+    for axis, metric in zip(fig.axes, ["f1", "c_index"]):
+        drawn = rows_of(results, model=axis.get_title().split(": ")[1], metric=metric)
+        assert len(drawn)
+        low, high = axis.get_ylim()  # the axis shows every interval whole, not only the bars
+        assert low <= np.nanmin(drawn["value_low"]) and np.nanmax(drawn["value_high"]) <= high
     plt.close(fig)
     with pytest.raises(cfmd.InvalidInputError, match="`patterns` names"):
         cfmd.pl.downstream_rescue(mdata, patterns=["rna"])

@@ -161,10 +161,12 @@ def downstream_rescue(
         full = sub[sub["condition"] == "full"]["value"].to_numpy(dtype=float)
         if full.size and np.isfinite(full[0]):
             axis.axhline(full[0], color=colours.get("full", "#882255"), linestyle="--", linewidth=0.8)
-        finite = sub["value"].to_numpy(dtype=float)
+        drawn = sub[sub["condition"].isin(chosen_conditions) & sub["pattern"].isin(chosen_patterns)]
+        columns = ["value", *(bounds or ())]
+        finite = drawn[columns].to_numpy(dtype=float).ravel()
         finite = finite[np.isfinite(finite)]
-        if finite.size and finite.min() >= 0 and finite.max() <= 1:  # scores in [0, 1]: zoom on the bars' range
-            axis.set_ylim(max(0.0, finite.min() - 0.1), min(1.05, finite.max() + 0.1))
+        if finite.size and finite.min() >= 0 and finite.max() <= 1:  # scores in [0, 1]: zoom on bars and intervals
+            axis.set_ylim(max(0.0, finite.min() - 0.05), min(1.05, finite.max() + 0.05))
         axis.set_xticks(x, [f"no {p}" for p in chosen_patterns])
         axis.set_xlabel("missing modality")
         axis.set_ylabel(_METRIC_LABELS.get(metric, metric))
