@@ -4,6 +4,7 @@ Run from the project root (one command; writes Markdown and PNGs)::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/prioritize_assays.py                  # synthetic
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/prioritize_assays.py --cohort tcga_lihc_360
+    OMP_NUM_THREADS=2 PYTHONPATH=src .venv/bin/python benchmarks/prioritize_assays.py --cohort tcga_brca_348 --threads 2
 
 Synthetic cohort: :func:`cfmd.datasets.synthetic_cohort` with the planted subgroup (``unpredictable_noise=2``,
 ``unpredictable_outcome=1``): the last cancer type's methylation carries a part RNA cannot see, and their hazard
@@ -199,8 +200,8 @@ def run(args) -> None:
     lines = [
         f"# Assay prioritisation and unconditional generation ({args.cohort})",
         "",
-        f"Command: `OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/prioritize_assays.py "
-        f"--cohort {args.cohort}` (defaults otherwise: {vars(args)}).",
+        f"Command: `OMP_NUM_THREADS={args.threads} PYTHONPATH=src .venv/bin/python benchmarks/prioritize_assays.py "
+        f"--cohort {args.cohort} --threads {args.threads}` (defaults otherwise: {vars(args)}).",
         "",
         f"Target: the `meth` slice; conditions {conditions}; {n_samples} generations per patient "
         f"({args.repeats} repeats x {args.per_repeat}); networks {widths}, up to {args.epochs} epochs.",

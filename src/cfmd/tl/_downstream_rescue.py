@@ -45,11 +45,11 @@ from ._downstream_rescue_tables import (
     _comparisons,
     _per_cancer_classification,
     _per_cancer_survival,
-    _point_classification,
     _row,
     _ScoreCache,
     _scores_from_counts,
     _table2,
+    point_classification,
 )
 from ._evaluate import _check_bool, _check_seed, check_ci, survival_data
 from ._methods import MethodContext, get_method
@@ -357,7 +357,7 @@ def _downstream_rescue(
         n_classes = len(classes)
         scored = _ScoreCache(
             lambda pred: (
-                _point_classification(true, pred, n_classes),
+                point_classification(true, pred, n_classes),
                 _scores_from_counts(_classification_counts(true, pred, n_classes, indices)),
             )
         )

@@ -44,7 +44,7 @@ def _scores_from_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
     return {"f1": f1, "balanced_accuracy": recall}
 
 
-def _point_classification(true: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
+def point_classification(true: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, float]:
     """Macro F1 and balanced accuracy of one set of predictions (the formulas of :func:`_scores_from_counts`)."""
     scores = _scores_from_counts(_classification_counts(true, pred, n_classes, np.arange(len(true))[None, :]))
     return {metric: float(values[0]) for metric, values in scores.items()}
@@ -85,7 +85,7 @@ def _per_cancer_classification(kind, pattern, condition, true, pred, cancer, cla
                 "balanced_accuracy": tp / support if support else np.nan,
             }
         else:
-            values = _point_classification(true[rows], pred[rows], len(classes))
+            values = point_classification(true[rows], pred[rows], len(classes))
         for metric, value in values.items():
             out.append({
                 "task": "classification", "model": kind, "metric": metric, "pattern": pattern_label(pattern),

@@ -14,6 +14,7 @@ from .._validation import (
     check_survival,
     describe_examples,
 )
+from ._downstream_rescue_tables import point_classification
 
 #: The cancer type of every patient when no ``cancer_type_key`` is given.
 _NO_CANCER_TYPE = "all"
@@ -115,14 +116,9 @@ class _Downstream:
 def macro_f1(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
     """Macro F1 of integer class codes: :func:`sklearn.metrics.f1_score` (``average="macro"``, ``zero_division=0``).
 
-    The same value (a test checks it against scikit-learn) from one confusion count, without scikit-learn's input
-    validation, which dominates when the acquisition experiment scores thousands of mixes. Classes absent from both
-    ``true`` and ``predicted`` are left out, as scikit-learn does.
+    The same value (a test checks it against scikit-learn) from one confusion count
+    (``point_classification`` of the downstream-rescue tables),
+    without scikit-learn's input validation, which dominates when the acquisition experiment scores thousands of
+    mixes. Classes absent from both ``true`` and ``predicted`` are left out, as scikit-learn does.
     """
-    counts = np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-    tp = np.diag(counts).astype(float)
-    support, predicted_count = counts.sum(axis=1), counts.sum(axis=0)
-    present = (support + predicted_count) > 0
-    denominator = support + predicted_count
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return float(f1[present].mean())
+    return point_classification(true, predicted, n_classes)["f1"]
