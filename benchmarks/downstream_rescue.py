@@ -90,7 +90,8 @@ def run_cohort(name, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         cfmd.tl.downstream_rescue(
-            mdata, imputers=IMPUTERS, generative_kwargs=GENERATIVE, train_kwargs=QUIET,
+            mdata, imputers=IMPUTERS, train_kwargs=QUIET,
+            generative_kwargs={**GENERATIVE, "n_hidden": args.generative_hidden, "n_layers": args.generative_layers},
             max_epochs={"cfmd": args.epochs, "diffusion": args.generative_epochs,
                         "coherent_denoising": args.generative_epochs},
             n_boot=args.n_boot, seed=args.seed, **options,
@@ -132,7 +133,8 @@ def markdown(results, args) -> str:
         "# Does imputation help the clinic? Downstream rescue (seed 004, Table 2)",
         "",
         f"`benchmarks/downstream_rescue.py --cohorts {' '.join(args.cohorts)} --patients {args.patients} --genes "
-        f"{args.genes} --epochs {args.epochs} --generative-epochs {args.generative_epochs} --vae-epochs {args.vae_epochs} --n-boot {args.n_boot} --seed "
+        f"{args.genes} --epochs {args.epochs} --generative-epochs {args.generative_epochs} "
+        f"--generative-hidden {args.generative_hidden} --generative-layers {args.generative_layers} --vae-epochs {args.vae_epochs} --n-boot {args.n_boot} --seed "
         f"{args.seed}`. Downstream models trained once on the complete training patients (70% split) and frozen; "
         "scored on the test patients (20%) with 95% percentile intervals over "
         f"{args.n_boot} bootstrap resamples of them (paired: every condition on the same resamples). Drop = "
@@ -226,6 +228,8 @@ def main() -> None:
     parser.add_argument(
         "--generative-epochs", type=int, default=300, help="maximum epochs of the diffusion models (early stopping)"
     )
+    parser.add_argument("--generative-hidden", type=int, default=GENERATIVE["n_hidden"], help="noise-network width")
+    parser.add_argument("--generative-layers", type=int, default=GENERATIVE["n_layers"], help="noise-network depth")
     parser.add_argument("--vae-epochs", type=int, default=40)
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
