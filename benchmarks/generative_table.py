@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=3000, help="maximum epochs (early stopping decides)")
     parser.add_argument("--patience", type=int, default=10, help="validation checks (every 10 epochs)")
     parser.add_argument("--batch-size", type=int, default=32, help="minibatch size (the seed's grid: 64, 128)")
     parser.add_argument("--vae-epochs", type=int, default=50)

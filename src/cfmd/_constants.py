@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_LATENT_KEY",
     "DEFAULT_RNA_KEY",
     "DEFAULT_SEED",
+    "CFMD_MAX_EPOCHS",
+    "DIFFUSION_MAX_EPOCHS",
     "DEFAULT_SPLIT_KEY",
     "DEFAULT_STRATIFY_KEY",
     "FITTED_SPLIT_LABELS",
@@ -45,6 +47,11 @@ SPLIT_LABELS = ("train", "validation", "test", "rna_only")
 FITTED_SPLIT_LABELS = SPLIT_LABELS[:3]
 #: Seed of every function and model that draws random numbers (scanpy's ``random_state=0`` convention).
 DEFAULT_SEED = 0
+#: Maximum training epochs of CFMD and the other latent imputers (the paper's 200; early stopping decides).
+CFMD_MAX_EPOCHS = 200
+#: Maximum training epochs of the diffusion models (early stopping on the denoised validation MSE decides; the seed
+#: allows up to 20,000). Capped at 300, the multi-condition model on TCGA-LIHC was still improving.
+DIFFUSION_MAX_EPOCHS = 2000
 
 #: Chromosomes used throughout (autosomes and X, as in the LOCO audit).
 CHROMOSOMES: tuple[str, ...] = (*(str(i) for i in range(1, 23)), "X")

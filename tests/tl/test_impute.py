@@ -261,3 +261,24 @@ def test_bad_model_argument(small):
         cfmd.tl.impute(small, model="/nonexistent/model")
     with pytest.raises(InvalidInputError, match="`fill`"):
         cfmd.tl.impute(small, fill="some")
+
+
+def test_max_epochs_default_is_each_models_own(monkeypatch):
+    import importlib
+
+    from cfmd._cli._impute import training_defaults
+    from cfmd._constants import CFMD_MAX_EPOCHS, DIFFUSION_MAX_EPOCHS
+
+    impute_module = importlib.import_module("cfmd.tl._impute")
+    generate_module = importlib.import_module("cfmd.tl._generate")
+    seen = {}
+    monkeypatch.setattr(generate_module, "generate", lambda mdata, **kwargs: seen.update(generative=kwargs))
+    monkeypatch.setattr(impute_module, "_impute", lambda mdata, **kwargs: seen.update(cfmd=kwargs))
+    mdata = cfmd.datasets.synthetic_cohort(n_patients=20, n_genes=220)  # neither path runs: what they receive counts
+    cfmd.tl.impute(mdata, model="diffusion")
+    cfmd.tl.impute(mdata)
+    assert seen["generative"]["max_epochs"] == DIFFUSION_MAX_EPOCHS == 2000
+    assert seen["cfmd"]["max_epochs"] == CFMD_MAX_EPOCHS == 200
+    cfmd.tl.impute(mdata, model="coherent_denoising", max_epochs=7)
+    assert seen["generative"]["max_epochs"] == 7
+    assert training_defaults()["max_epochs"] == CFMD_MAX_EPOCHS  # `cfmd impute` trains CFMD

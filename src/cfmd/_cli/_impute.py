@@ -19,10 +19,14 @@ TRAINING_OPTIONS = ("geneformer_key", "gene_embedding_key", "rna_scale", "max_ep
 
 def training_defaults() -> dict:
     """``{option: default}`` of :data:`TRAINING_OPTIONS`, read from the signature of :func:`cfmd.tl.impute`."""
+    from .._constants import CFMD_MAX_EPOCHS
     from ..tl._impute import impute  # the function itself (cfmd.tl.impute may be replaced, e.g. in tests)
 
     parameters = inspect.signature(impute).parameters
-    return {name: parameters[name].default for name in TRAINING_OPTIONS}
+    defaults = {name: parameters[name].default for name in TRAINING_OPTIONS}
+    if defaults["max_epochs"] is None:  # tl.impute: None means the model's own default; this command trains CFMD
+        defaults["max_epochs"] = CFMD_MAX_EPOCHS
+    return defaults
 
 
 def cmd_impute(args: argparse.Namespace) -> int:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .._constants import DEFAULT_LATENT_KEY, DEFAULT_RNA_KEY, DEFAULT_SEED, DEFAULT_SPLIT_KEY
+from .._constants import (
+    DEFAULT_LATENT_KEY,
+    DEFAULT_RNA_KEY,
+    DEFAULT_SEED,
+    DEFAULT_SPLIT_KEY,
+    DIFFUSION_MAX_EPOCHS,
+)
 from .._layout import layout_uns_key
 from .._logging import logger
 from .._validation import InvalidInputError, check_choice, check_positive_int
@@ -53,7 +59,7 @@ def generate(
     cancer_type_key: str | None = "cancer_type",
     split_key: str | None = DEFAULT_SPLIT_KEY,
     seed: int = DEFAULT_SEED,
-    max_epochs: int = 200,
+    max_epochs: int = DIFFUSION_MAX_EPOCHS,
     model_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
     save_model: str | PathLike | None = None,
@@ -93,7 +99,8 @@ def generate(
     split_key, seed
         Patient split (as for :func:`~cfmd.tl.impute`) and the seed of split, initialisation, training and sampling.
     max_epochs
-        Maximum training epochs.
+        Maximum training epochs (early stopping on the denoised validation MSE decides; see
+        :meth:`~cfmd.models.LatentDiffusion.train`).
     model_kwargs, train_kwargs
         Extra keyword arguments of the model and of its ``train``.
     save_model, prefix

@@ -46,7 +46,7 @@ def impute(
     gene_embedding_key: str | None = DEFAULT_GENE_EMBEDDING_KEY,
     split_key: str | None = DEFAULT_SPLIT_KEY,
     seed: int = DEFAULT_SEED,
-    max_epochs: int = 200,
+    max_epochs: int | None = None,
     model_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
     save_model: str | PathLike | None = None,
@@ -95,7 +95,8 @@ def impute(
     seed
         Seed of the split and of training (``scvi.settings.seed``).
     max_epochs
-        Maximum training epochs (200 in the paper; early stopping with patience 40).
+        Maximum training epochs, early stopping deciding. Default: 200 for CFMD (the paper's; patience 40), 2000 for
+        ``model="diffusion"`` / ``"coherent_denoising"`` (see :func:`~cfmd.tl.generate`).
     model_kwargs, train_kwargs
         Extra keyword arguments of :class:`~cfmd.models.CFMD` and :meth:`~cfmd.models.CFMD.train`.
     save_model
@@ -160,16 +161,21 @@ def impute(
     >>> mdata.obsm["X_cfmd"].shape, mdata.uns["X_cfmd"]["provenance"]["cnv"]
     ((120, 328), 'zero-masked')
     """
+    from .._constants import CFMD_MAX_EPOCHS, DIFFUSION_MAX_EPOCHS
     from .._transaction import unchanged_on_error
     from ._generate import generate, is_generative
 
     if is_generative(model, prefix):  # "diffusion" / "coherent_denoising", such a model or its saved folder
+        if max_epochs is None:
+            max_epochs = DIFFUSION_MAX_EPOCHS
         return generate(
             mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, rna_key=rna_key,
             rna_layer=rna_layer, rna_scale=rna_scale, split_key=split_key, seed=seed, max_epochs=max_epochs,
             model_kwargs=model_kwargs, train_kwargs=train_kwargs, save_model=save_model, prefix=prefix,
             min_gene_overlap=min_gene_overlap, n_samples=n_samples, **dict(generate_kwargs or {}),
         )  # fmt: skip
+    if max_epochs is None:
+        max_epochs = CFMD_MAX_EPOCHS
     with unchanged_on_error(mdata):
         return _impute(
             mdata, model=model, latent_key=latent_key, key_added=key_added, fill=fill, layout=layout,
