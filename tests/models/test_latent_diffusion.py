@@ -345,6 +345,7 @@ def test_generations_stay_in_the_training_range_unless_unclipped(trained):
     assert not np.allclose(unclipped, generated.numpy())
 
 
+@pytest.mark.slow  # trains twice, saves and loads: ~1.2 s alone
 def test_rna_components_are_fitted_on_the_training_patients_only(tmp_path):
     from sklearn.decomposition import PCA
 
