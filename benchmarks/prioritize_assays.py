@@ -73,19 +73,15 @@ def synthetic(args):
 
 def real(args):
     """A real cohort read as ``benchmarks/real_cohorts.py`` does; the latent fitted on the training patients."""
-    from real_cohorts import load
+    from real_cohorts import load_with_small_latent
 
-    mdata, rna_args = load(args.cohort, Path(args.shared) / "cohorts")
-    cfmd.tl.split_patients(mdata, fractions=(0.6, 0.1, 0.3), seed=args.seed, stratify=None)  # one cancer type
-    modalities = {m: m for m in ("meth", "cnv") if m in mdata.mod}
-    cfmd.tl.fit_latent(
-        mdata, max_epochs=args.vae_epochs, modalities=modalities, seed=args.seed,
-        # the real cohorts' gene sets (LIHC's 353 alphabetical genes, BRCA's unnamed array genes) miss most Hallmark
-        # sets: an unstructured RNA slice instead of pathways
-        layout=cfmd.LatentLayout.from_sizes({"rna_state": (16, "rna"), "meth": (16, "zero"), "cnv": (16, "zero")}),
-        model_kwargs={"pathway_slice": None, "prolif_slice": None, "residual_slice": None},
-        train_kwargs={"enable_progress_bar": False}, **rna_args,
-    )  # fmt: skip
+    mdata, rna_args, modalities = load_with_small_latent(
+        args.cohort,
+        Path(args.shared) / "cohorts",
+        fractions=(0.6, 0.1, 0.3),
+        seed=args.seed,
+        vae_epochs=args.vae_epochs,
+    )
     return mdata, (rna_args["rna_scale"], rna_args["rna_layer"])
 
 
