@@ -55,10 +55,9 @@ from cfmd.metrics import multivariate_r2
 from cfmd.models import CoherentDenoising, LatentDiffusion
 
 
-def synthetic(args):
-    mdata = cfmd.datasets.synthetic_cohort(
-        n_patients=args.patients, n_genes=args.genes, seed=args.seed, unpredictable_noise=2.0, protein_sequences=False
-    )
+def attach_truth_latent(mdata) -> None:
+    """The synthetic cohort's planted truth as its latent: pathway (4 factors), meth (the 6-d methylation state as
+    measured), cnv (4 factors); patients without methylation get none (all-NaN rows)."""
     has = mdata.obs_names.isin(mdata["meth"].obs_names)
     latent = np.concatenate(
         [mdata.obsm["truth_pathway"][:, :4], mdata.obsm["truth_meth_observed"], mdata.obsm["truth_cnv"][:, :4]], 1
@@ -68,6 +67,13 @@ def synthetic(args):
     cfmd.LatentLayout.from_sizes({"pathway": (4, "geneformer"), "meth": (6, "zero"), "cnv": (4, "zero")}).write(
         mdata, "X_structured"
     )
+
+
+def synthetic(args):
+    mdata = cfmd.datasets.synthetic_cohort(
+        n_patients=args.patients, n_genes=args.genes, seed=args.seed, unpredictable_noise=2.0, protein_sequences=False
+    )
+    attach_truth_latent(mdata)
     cfmd.tl.split_patients(mdata, seed=args.seed)
     return mdata, ["pathway", "meth", "cnv"], ("counts", None)
 

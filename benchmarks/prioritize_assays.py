@@ -54,19 +54,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def synthetic(args):
+    from generative_table import attach_truth_latent
+
     mdata = cfmd.datasets.synthetic_cohort(
         n_patients=args.patients, n_genes=args.genes, seed=args.seed, unpredictable_noise=2.0,
         unpredictable_outcome=1.0, protein_sequences=False,
     )  # fmt: skip
-    has = mdata.obs_names.isin(mdata["meth"].obs_names)
-    latent = np.concatenate(
-        [mdata.obsm["truth_pathway"][:, :4], mdata.obsm["truth_meth_observed"], mdata.obsm["truth_cnv"][:, :4]], 1
-    ).astype(np.float32)
-    latent[~has] = np.nan
-    mdata.obsm["X_structured"] = latent
-    cfmd.LatentLayout.from_sizes({"pathway": (4, "geneformer"), "meth": (6, "zero"), "cnv": (4, "zero")}).write(
-        mdata, "X_structured"
-    )
+    attach_truth_latent(mdata)
     cfmd.tl.split_patients(mdata, fractions=(0.6, 0.1, 0.3), seed=args.seed)
     return mdata, ("counts", None)
 
