@@ -330,3 +330,15 @@ def test_neural_and_generative_imputers_run_through_the_registry():
     table = mdata.uns["cfmd_downstream_rescue"]["table"]
     for name in imputers:
         assert np.isfinite(table[f"imputed_{name}"]).all() and np.isfinite(table[f"gain_{name}"]).all(), name
+
+
+def test_each_imputer_trains_for_its_own_default_unless_told():
+    from cfmd._constants import CFMD_MAX_EPOCHS, DIFFUSION_MAX_EPOCHS
+    from cfmd.tl._downstream_rescue import imputer_max_epochs
+
+    assert imputer_max_epochs("cfmd", None) == CFMD_MAX_EPOCHS == 200
+    assert imputer_max_epochs("diffusion", None) == imputer_max_epochs("coherent_denoising", None) == 2000
+    assert DIFFUSION_MAX_EPOCHS == 2000
+    assert imputer_max_epochs("diffusion", 7) == imputer_max_epochs("cfmd", 7) == 7  # one number for all
+    assert imputer_max_epochs("cfmd", {"cfmd": 3}) == 3
+    assert imputer_max_epochs("diffusion", {"cfmd": 3}) == 2000  # not named: its own default

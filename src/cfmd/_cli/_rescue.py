@@ -94,7 +94,8 @@ def add_rescue_parser(commands, common: argparse.ArgumentParser) -> argparse.Arg
     )  # fmt: skip
     rescue.add_argument(
         "--max-epochs", metavar="N", type=_positive_int, default=defaults["max_epochs"],
-        help="maximum training epochs of the neural imputers, with early stopping (default: %(default)s)",
+        help="maximum training epochs of every neural imputer, with early stopping (default: each imputer's own, "
+        "200; 2000 for the diffusion models)",
     )  # fmt: skip
     rescue.add_argument(
         "--n-estimators", metavar="N", type=_positive_int, default=defaults["n_estimators"],

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._constants import CFMD_MAX_EPOCHS, DIFFUSION_MAX_EPOCHS
 from .._docs import DOC_COPY, DOC_SPLIT_KEY, DOC_UNS_KEY_ADDED, doc_params
 from .._layout import LatentLayout
 from .._logging import logger
@@ -52,6 +53,7 @@ from ._downstream_rescue_tables import (
     point_classification,
 )
 from ._evaluate import _check_bool, _check_seed, check_ci, survival_data
+from ._generate import GENERATIVE_MODELS
 from ._methods import MethodContext, get_method
 from ._split import split_indices
 
@@ -95,7 +97,7 @@ def downstream_rescue(
     geneformer_key: str | None = "X_geneformer",
     gene_embedding_key: str | None = "X_esm2",
     rna_only_key: str | None = None,
-    max_epochs: int | Mapping[str, int] = 200,
+    max_epochs: int | Mapping[str, int] | None = None,
     cfmd_kwargs: Mapping | None = None,
     generative_kwargs: Mapping | None = None,
     train_kwargs: Mapping | None = None,
@@ -175,8 +177,10 @@ def downstream_rescue(
     rna_key, rna_layer, rna_scale, geneformer_key, gene_embedding_key, rna_only_key
         Data locations of the imputers (see :class:`~cfmd.tl.MethodContext`).
     max_epochs
-        Maximum training epochs of the neural imputers (with their early stopping), or ``{imputer: epochs}``
-        (imputers not named get 200), e.g. ``{"cfmd": 60, "diffusion": 300, "coherent_denoising": 300}``.
+        Maximum training epochs of the neural imputers (with their early stopping): one number for all, or
+        ``{imputer: epochs}``, e.g. ``{"cfmd": 60, "diffusion": 300, "coherent_denoising": 300}``. An imputer not
+        given a number gets its own default: 200 (CFMD and the other neural imputers), 2000 (the diffusion models,
+        see :meth:`~cfmd.models.LatentDiffusion.train`).
     cfmd_kwargs
         Extra keyword arguments of every :class:`~cfmd.models.CFMD`.
     generative_kwargs
@@ -243,7 +247,7 @@ def _downstream_rescue(
     n_estimators = check_positive_int(n_estimators, "n_estimators")
     if isinstance(max_epochs, Mapping):
         max_epochs = {str(k): check_positive_int(v, f"max_epochs[{k!r}]") for k, v in max_epochs.items()}
-    else:
+    elif max_epochs is not None:
         max_epochs = check_positive_int(max_epochs, "max_epochs")
     ci = check_ci(ci)
     seed = _check_seed(seed)
@@ -506,6 +510,15 @@ def _label_task(mdata, label_key, rows):
     return keep["train"], keep["test"], codes, classes
 
 
+def imputer_max_epochs(name: str, max_epochs: int | Mapping[str, int] | None) -> int:
+    """Training epochs of imputer ``name``: the number given for it (or for all), else its own default."""
+    if isinstance(max_epochs, Mapping):
+        max_epochs = max_epochs.get(name)
+    if max_epochs is not None:
+        return int(max_epochs)
+    return DIFFUSION_MAX_EPOCHS if name in GENERATIVE_MODELS else CFMD_MAX_EPOCHS
+
+
 def _run_imputers(mdata, imputers, *, rows, train_mean, layout, latent_key, split_key, rna_key, rna_layer, rna_scale,
                   geneformer_key, gene_embedding_key, rna_only_key, max_epochs, seed, cfmd_kwargs, generative_kwargs,
                   train_kwargs) -> dict[str, np.ndarray]:  # fmt: skip
@@ -526,6 +539,6 @@ def _run_imputers(mdata, imputers, *, rows, train_mean, layout, latent_key, spli
         context.state[f"{kind}_kwargs"] = dict(generative_kwargs or {})
     out = {}
     for name in imputers:
-        context.max_epochs = max_epochs.get(name, 200) if isinstance(max_epochs, dict) else max_epochs
+        context.max_epochs = imputer_max_epochs(name, max_epochs)
         out[name] = np.asarray(get_method(name).fit_predict(context), dtype=np.float64)
     return out
