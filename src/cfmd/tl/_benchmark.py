@@ -105,8 +105,8 @@ def benchmark(
         ``.obs`` columns for the survival utility.
     max_epochs
         Maximum epochs of the neural methods (200 in the paper; early stopping, patience 40). It applies to the
-        generative methods (``"diffusion"``, ``"coherent_denoising"``) too, whose own default is 2000: give them
-        more, or use :func:`~cfmd.tl.downstream_rescue`, which takes one number per imputer.
+        generative methods (``"diffusion"``, ``"coherent_denoising"``) too, whose own default is 2000
+        (:meth:`~cfmd.models.LatentDiffusion.train`): capped at 200 they can be under-trained on real cohorts.
     cfmd_kwargs
         Extra keyword arguments of every :class:`~cfmd.models.CFMD` (e.g. ``{"rmd_kwargs": {...}}``).
     train_kwargs
